@@ -1,0 +1,2 @@
+//! The sans-IO core.
+pub mod sip;
