@@ -1,2 +1,4 @@
 //! The sans-IO core.
 pub mod sip;
+pub mod transaction;
+pub mod transport;
