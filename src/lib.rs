@@ -7,3 +7,6 @@
 //!                                  UDP / TCP
 //! ```
 pub mod core;
+pub mod events;
+pub mod shell;
+pub mod cli;

@@ -1,6 +1,50 @@
-//! Ringside configuration. (Skeleton: API fixed, implementation being written.)
-use std::net::SocketAddr;
+//! Ringside configuration: a TOML file turned into a typed, fully validated [`Config`].
+//!
+//! Why it is built this way:
+//! - Two layers (parse, don't validate): `raw` mirrors the file with serde and keeps
+//!   byte spans; `validate` turns that into types that cannot hold a bad value, so the
+//!   rest of the softphone never re-checks its config.
+//! - Unknown keys are errors (`deny_unknown_fields`): a typo such as `registar` must not
+//!   silently fall back to a default and register somewhere unexpected.
+//! - Every error is `file:line:col: message` naming the key, and all errors are reported
+//!   at once, so a user can fix a file in one pass from any editor.
+//! - Passwords live in [`Secret`], whose `Debug` is `Secret(***)`, and no error message
+//!   ever contains a password (they may come from the file, an environment variable or a
+//!   separate file so the config itself can be shared or committed).
+//!
+//! See `ringside.example.toml` next to this crate's `Cargo.toml` for every key.
+
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+mod error;
+mod raw;
+mod uri;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use uri::{SipUri, SipUriError, TransportKind, UnknownTransport};
+pub use validate::{EXPIRES_RANGE, KEEPALIVE_RANGE, TIMER_MS_RANGE};
+
+use error::Sink;
+
+/// Default `[sip] listen` addresses.
+pub const DEFAULT_LISTEN: &[&str] = &["udp:127.0.0.1:5062", "tcp:127.0.0.1:5062"];
+/// Default `[sip] keepalive_secs`.
+pub const DEFAULT_KEEPALIVE_SECS: u32 = 25;
+/// Default `[sip] t1_ms` (RFC 3261 T1).
+pub const DEFAULT_T1_MS: u64 = 500;
+/// Default `[sip] t2_ms` (RFC 3261 T2).
+pub const DEFAULT_T2_MS: u64 = 4000;
+/// Default `[sip] t4_ms` (RFC 3261 T4).
+pub const DEFAULT_T4_MS: u64 = 5000;
+/// Default `[[account]] expires_secs`.
+pub const DEFAULT_EXPIRES_SECS: u32 = 600;
+
+/// Default `[sip] user_agent`: `Ringside/<version>`.
+pub fn default_user_agent() -> String {
+    format!("Ringside/{}", env!("CARGO_PKG_VERSION"))
+}
 
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -9,6 +53,13 @@ pub struct Config {
     pub sip: SipSettings,
     /// The file this came from; `None` for the embedded default.
     pub source: Option<PathBuf>,
+}
+
+impl Config {
+    /// The account with this `name`, if any.
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
 }
 
 /// A secret (password) whose Debug/Display never shows the value.
@@ -28,73 +79,218 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// One SIP account (`[[account]]`), defaults applied and password resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Account {
+    /// Unique, non-empty label used to pick the account.
     pub name: String,
+    /// SIP user part of the address-of-record (`sip:<user>@<domain>`).
     pub user: String,
+    /// Digest authentication user name; defaults to `user`.
     pub auth_user: String,
     pub password: Secret,
     pub display_name: Option<String>,
+    /// Host name or IP (IPv6 without brackets).
     pub domain: String,
+    /// Defaults to `sip:<domain>`.
     pub registrar: SipUri,
     pub outbound_proxy: Option<SipUri>,
+    /// Requested registration lifetime, within [`EXPIRES_RANGE`]; default 600.
     pub expires_secs: u32,
+    /// Registrars to try, in order, when `registrar` fails.
     pub registrar_fallback: Vec<SipUri>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    Udp,
-    Tcp,
-    Tls,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SipUri {
-    /// `sips:` scheme.
-    pub secure: bool,
-    pub user: Option<String>,
-    /// Host name, IPv4 or IPv6 (without brackets).
-    pub host: String,
-    pub port: Option<u16>,
-    pub transport: TransportKind,
-}
-
+/// The `[sip]` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SipSettings {
+    /// Non-empty; no two entries bind the same socket.
     pub listen: Vec<ListenAddr>,
     pub user_agent: String,
+    /// NAT keepalive interval; 0 disables.
     pub keepalive_secs: u32,
+    /// RFC 3261 T1; never greater than `t2_ms`.
     pub t1_ms: u64,
     pub t2_ms: u64,
     pub t4_ms: u64,
 }
 
+impl Default for SipSettings {
+    fn default() -> Self {
+        SipSettings {
+            listen: DEFAULT_LISTEN
+                .iter()
+                .filter_map(|s| ListenAddr::parse(s).ok())
+                .collect(),
+            user_agent: default_user_agent(),
+            keepalive_secs: DEFAULT_KEEPALIVE_SECS,
+            t1_ms: DEFAULT_T1_MS,
+            t2_ms: DEFAULT_T2_MS,
+            t4_ms: DEFAULT_T4_MS,
+        }
+    }
+}
+
+/// A local address to listen on, e.g. `udp:127.0.0.1:5062` or `tcp:[::1]:5062`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenAddr {
     pub transport: TransportKind,
-    pub addr: SocketAddr,
+    pub addr: std::net::SocketAddr,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: String,
-    pub line: usize,
-    pub col: usize,
-    pub message: String,
+/// `<transport>:<ip>:<port>`, IPv6 in brackets; parses back with [`ListenAddr::parse`].
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.transport, self.addr)
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
 
-pub fn load(_path: &Path) -> Result<Config, ConfigErrors> {
-    unimplemented!("being written")
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ListenAddr::parse(s)
+    }
 }
 
-pub fn parse_str(_text: &str, _file: &str, _base_dir: Option<&Path>) -> Result<Config, ConfigErrors> {
-    unimplemented!("being written")
+/// Reads and validates a config file. Relative `password_file` paths are resolved
+/// against the file's directory.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(file.clone(), 1, 1, format!("cannot read: {e}")))?;
+    let base_dir = path.parent();
+    let mut config = parse_str(&text, &file, base_dir)?;
+    config.source = Some(path.to_path_buf());
+    Ok(config)
 }
 
+/// Validates config text. `file` is only used in error messages and as
+/// [`Config::source`]; `base_dir` anchors relative `password_file` paths (the current
+/// directory if `None`). Environment variables come from the process environment.
+pub fn parse_str(text: &str, file: &str, base_dir: Option<&Path>) -> Result<Config, ConfigErrors> {
+    parse_str_with_env(text, file, base_dir, &|name| std::env::var_os(name))
+}
+
+/// Like [`parse_str`], but `password_env` variables are looked up with `env` instead of
+/// the process environment (for tests and embedding; avoids mutating global state).
+pub fn parse_str_with_env(
+    text: &str,
+    file: &str,
+    base_dir: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Config, ConfigErrors> {
+    let mut sink = Sink::new(file, text);
+    let (root, syntax_errors) = toml::de::DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        // The recovered tree is partial; validating it would add misleading errors.
+        for e in &syntax_errors {
+            sink.at(
+                &e.span().unwrap_or(0..0),
+                format!("TOML syntax: {}", e.message()),
+            );
+        }
+        return Err(sink.finish().unwrap_or_else(|| ConfigErrors(Vec::new())));
+    }
+    let raw = raw::split(root.get_ref(), &mut sink);
+    let ctx = validate::Ctx { base_dir, env };
+    let config = validate::validate(raw, &ctx, &mut sink);
+    match (sink.finish(), config) {
+        (Some(errors), _) => Err(errors),
+        (None, Some(config)) => Ok(Config {
+            source: Some(PathBuf::from(file)),
+            ..config
+        }),
+        (None, None) => Err(ConfigError::new(file, 1, 1, "invalid configuration").into()),
+    }
+}
+
+/// The configuration used when there is no file: no accounts, default `[sip]`.
 pub fn embedded_default() -> Config {
-    unimplemented!("being written")
+    Config {
+        accounts: Vec::new(),
+        sip: SipSettings::default(),
+        source: None,
+    }
+}
+
+/// `$XDG_CONFIG_HOME/ringside/config.toml`, else `$HOME/.config/ringside/config.toml`;
+/// `None` if neither variable is usable. Per the XDG spec a relative or empty
+/// `XDG_CONFIG_HOME` is ignored.
+pub fn default_config_path() -> Option<PathBuf> {
+    config_path_from(
+        std::env::var_os("XDG_CONFIG_HOME"),
+        std::env::var_os("HOME"),
+    )
+}
+
+fn config_path_from(xdg: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
+    let xdg = xdg.map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = match xdg {
+        Some(dir) => dir,
+        None => PathBuf::from(home.filter(|h| !h.is_empty())?).join(".config"),
+    };
+    Some(base.join("ringside").join("config.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_path_prefers_absolute_xdg() {
+        let p = |x: Option<&str>, h: Option<&str>| {
+            config_path_from(x.map(Into::into), h.map(Into::into))
+        };
+        assert_eq!(
+            p(Some("/x/cfg"), Some("/home/a")),
+            Some(PathBuf::from("/x/cfg/ringside/config.toml"))
+        );
+        assert_eq!(
+            p(None, Some("/home/a")),
+            Some(PathBuf::from("/home/a/.config/ringside/config.toml"))
+        );
+        assert_eq!(
+            p(Some(""), Some("/home/a")),
+            Some(PathBuf::from("/home/a/.config/ringside/config.toml"))
+        );
+        assert_eq!(
+            p(Some("rel"), Some("/home/a")),
+            Some(PathBuf::from("/home/a/.config/ringside/config.toml"))
+        );
+        assert_eq!(p(None, None), None);
+        assert_eq!(p(None, Some("")), None);
+        // The real environment is usable and gives a path ending in ringside/config.toml.
+        if let Some(path) = default_config_path() {
+            assert!(path.ends_with("ringside/config.toml"));
+        }
+    }
+
+    #[test]
+    fn default_listen_parses() {
+        assert_eq!(SipSettings::default().listen.len(), DEFAULT_LISTEN.len());
+    }
+
+    #[test]
+    fn listen_addr_text() {
+        for s in ["udp:127.0.0.1:5062", "tcp:[::1]:5062", "tls:0.0.0.0:0"] {
+            assert_eq!(ListenAddr::parse(s).unwrap().to_string(), s);
+        }
+        assert_eq!(
+            ListenAddr::parse("UDP:127.0.0.1:1").unwrap().transport,
+            TransportKind::Udp
+        );
+        for bad in [
+            "",
+            "udp",
+            "udp:",
+            "sctp:127.0.0.1:1",
+            "udp:127.0.0.1",
+            "udp:::1:5",
+            "udp:host:5",
+            "udp:1.2.3.4:70000",
+        ] {
+            assert!(ListenAddr::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

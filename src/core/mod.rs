@@ -1,4 +1,405 @@
-//! The sans-IO core.
+//! The sans-IO core: SIP transactions, registration and the requests a UA answers on its own.
+//!
+//! Why sans-IO: the core never reads the clock, sleeps or touches a socket. Every input carries
+//! `now`; outputs are datagrams to send, events, and the next deadline (the str0m / quinn-proto
+//! pattern). One shell task owns it and moves bytes, and tests drive it in virtual time, where a
+//! 32 s Timer F takes microseconds.
+//!
+//! ```text
+//!   handle_datagram(now, ..) ─┐                         ┌─► poll_transmit() → bytes to send
+//!   handle_command(now, ..)  ─┼─► Core ─► transactions ─┼─► poll_event()    → Event
+//!   handle_timeout(now)      ─┘     └──► registrations  └─► poll_timeout()  → next deadline
+//! ```
+
+pub mod echo;
+pub mod message;
+pub mod registration;
 pub mod sip;
 pub mod transaction;
 pub mod transport;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::events::Event;
+use message::{header, random_token, response_to};
+use registration::{AccountSetup, Context, Registration, RegistrationStatus};
+use sip::wire::{self, parse_datagram};
+use sip::{HasHeaders, Method, Request, SipMessage};
+use transaction::{ServerTxId, TimerConfig, TransactionLayer, TxEvent};
+use transport::{Peer, Transmit};
+
+/// Methods Ringside answers (Allow header).
+pub const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+
+/// What the core needs at start.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub user_agent: String,
+    pub timers: TimerConfig,
+    /// NAT keep-alive interval towards each registrar; `None` disables it.
+    pub keepalive: Option<Duration>,
+    pub accounts: Vec<AccountSetup>,
+    /// The RTP socket of the built-in echo extension, when the shell opened one.
+    pub echo_media: Option<SocketAddr>,
+}
+
+/// Requests from front ends (GUI, CLI, API) to the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Register (again) the named account now.
+    Register { account: String },
+    /// Remove the named account's binding.
+    Unregister { account: String },
+    /// Unregister every account; `is_shut_down` turns true when that is done.
+    Shutdown,
+}
+
+/// Why a command was refused: caller misuse, reported once to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("no account named {0:?}")]
+    UnknownAccount(String),
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+}
+
+/// Counters of what the network sent that the core could not use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CoreStats {
+    /// Malformed requests answered with 400.
+    pub malformed_answered: u64,
+    /// Malformed messages dropped (responses, or requests too broken to answer).
+    pub malformed_dropped: u64,
+}
+
+/// The engine's protocol state. See the module docs.
+#[derive(Debug)]
+pub struct Core {
+    transactions: TransactionLayer,
+    registrations: Vec<Registration>,
+    echo: echo::EchoExtension,
+    events: VecDeque<Event>,
+    raw_transmits: VecDeque<Transmit>,
+    rng: StdRng,
+    user_agent: String,
+    keepalive: Option<Duration>,
+    shutting_down: bool,
+    stats: CoreStats,
+}
+
+impl Core {
+    /// Creates the core and starts registering every account. `seed` feeds tags, branches and
+    /// back-off jitter (the shell passes entropy; tests pass a constant).
+    pub fn new(config: CoreConfig, now: Instant, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let registrations = config
+            .accounts
+            .into_iter()
+            .map(|setup| Registration::new(setup, &mut rng))
+            .collect();
+        let mut core = Self {
+            transactions: TransactionLayer::new(config.timers),
+            registrations,
+            echo: echo::EchoExtension::new(config.echo_media, config.timers),
+            events: VecDeque::new(),
+            raw_transmits: VecDeque::new(),
+            rng,
+            user_agent: config.user_agent,
+            keepalive: config.keepalive,
+            shutting_down: false,
+            stats: CoreStats::default(),
+        };
+        for index in 0..core.registrations.len() {
+            core.with_registration(now, index, |registration, ctx| registration.start(ctx));
+        }
+        core
+    }
+
+    /// Feeds bytes received from `source` on our socket bound to `local`.
+    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, source: Peer, bytes: &[u8]) {
+        if !bytes.is_empty() && bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
+            return; // RFC 5626 keep-alive ping or pong
+        }
+        match parse_datagram(bytes) {
+            Ok(message) => {
+                self.transactions.handle_message(now, message, source);
+                self.process_transaction_events(now, local);
+            }
+            Err(rejected) => self.answer_malformed(rejected, source),
+        }
+    }
+
+    /// Applies a command from a front end.
+    pub fn handle_command(&mut self, now: Instant, command: Command) -> Result<(), CommandError> {
+        if self.shutting_down {
+            return Err(CommandError::ShuttingDown);
+        }
+        match command {
+            Command::Register { account } => {
+                let index = self.account_index(&account)?;
+                self.with_registration(now, index, |registration, ctx| registration.start(ctx));
+            }
+            Command::Unregister { account } => {
+                let index = self.account_index(&account)?;
+                self.with_registration(now, index, |registration, ctx| registration.unregister(ctx));
+            }
+            Command::Shutdown => {
+                self.shutting_down = true;
+                for index in 0..self.registrations.len() {
+                    self.with_registration(now, index, |registration, ctx| registration.unregister(ctx));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The shell could not deliver to `peer` (e.g. a TCP connect failed).
+    pub fn handle_transport_error(&mut self, now: Instant, peer: Peer, reason: &str) {
+        for index in 0..self.registrations.len() {
+            self.with_registration(now, index, |registration, ctx| {
+                registration.handle_transport_error(ctx, peer, reason);
+            });
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.transactions.handle_timeout(now);
+        self.process_transaction_events(now, SocketAddr::from(([0, 0, 0, 0], 0)));
+        for index in 0..self.registrations.len() {
+            let due = self.registrations[index].poll_timeout().is_some_and(|at| at <= now);
+            if due {
+                self.with_registration(now, index, |registration, ctx| registration.handle_timeout(ctx));
+            }
+        }
+        self.echo.handle_timeout(now, &mut self.transactions);
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.raw_transmits
+            .pop_front()
+            .or_else(|| self.transactions.poll_transmit())
+    }
+
+    /// The next event for front ends.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let registration = self.registrations.iter().filter_map(Registration::poll_timeout).min();
+        [self.transactions.poll_timeout(), registration, self.echo.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Registration state of every account, for status displays.
+    pub fn registrations(&self) -> Vec<RegistrationStatus> {
+        self.registrations.iter().map(Registration::status).collect()
+    }
+
+    pub fn stats(&self) -> CoreStats {
+        self.stats
+    }
+
+    /// True once a `Shutdown` command has finished unregistering.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutting_down && self.registrations.iter().all(Registration::is_settled)
+    }
+
+    fn account_index(&self, name: &str) -> Result<usize, CommandError> {
+        self.registrations
+            .iter()
+            .position(|registration| registration.name() == name)
+            .ok_or_else(|| CommandError::UnknownAccount(name.to_owned()))
+    }
+
+    fn with_registration(
+        &mut self,
+        now: Instant,
+        index: usize,
+        action: impl FnOnce(&mut Registration, &mut Context<'_>),
+    ) {
+        let Some(registration) = self.registrations.get_mut(index) else {
+            return;
+        };
+        let mut ctx = Context {
+            now,
+            transactions: &mut self.transactions,
+            rng: &mut self.rng,
+            events: &mut self.events,
+            raw_transmits: &mut self.raw_transmits,
+            user_agent: &self.user_agent,
+            keepalive: self.keepalive,
+        };
+        action(registration, &mut ctx);
+    }
+
+    fn process_transaction_events(&mut self, now: Instant, local: SocketAddr) {
+        while let Some(event) = self.transactions.poll_event() {
+            match event {
+                TxEvent::Response { tx, response } => {
+                    for index in 0..self.registrations.len() {
+                        let mut handled = false;
+                        self.with_registration(now, index, |registration, ctx| {
+                            handled = registration.handle_response(ctx, tx, &response);
+                        });
+                        if handled {
+                            break;
+                        }
+                    }
+                }
+                TxEvent::Timeout { tx } => {
+                    for index in 0..self.registrations.len() {
+                        self.with_registration(now, index, |registration, ctx| {
+                            registration.handle_no_response(ctx, tx, "no response (Timer F)");
+                        });
+                    }
+                }
+                TxEvent::Request { tx, request, source } => self.handle_request(now, local, tx, request, source),
+                TxEvent::AckForSuccess { request, .. } => self.echo.handle_ack(&request),
+                TxEvent::StrayResponse { response, source } => {
+                    tracing::debug!(status = %response.status_code, %source.addr, "response matching no transaction dropped");
+                }
+                TxEvent::AckTimeout { tx } => {
+                    tracing::debug!(?tx, "no ACK for our final response (Timer H)");
+                }
+            }
+        }
+    }
+
+    /// Requests that start a server transaction: OPTIONS, the echo extension, and refusals.
+    fn handle_request(&mut self, now: Instant, local: SocketAddr, tx: ServerTxId, request: Request, source: Peer) {
+        let tag = random_token(&mut self.rng, 12);
+        if let Some(unsupported) = unsupported_extensions(&request) {
+            let mut response = response_to(&request, 420, None, Some(&tag));
+            response.headers.push(header("Unsupported", unsupported));
+            self.respond(now, tx, response);
+            return;
+        }
+        let response = match request.method {
+            Method::Options => {
+                let mut response = response_to(&request, 200, None, Some(&tag));
+                response.headers.push(header("Allow", ALLOWED_METHODS));
+                response.headers.push(header("Accept", "application/sdp"));
+                response.headers.push(header("Supported", ""));
+                response.headers.push(header("User-Agent", self.user_agent.clone()));
+                response
+            }
+            Method::Invite => {
+                let answer = self.echo.handle_invite(now, local, source, &request, &tag, &self.user_agent);
+                answer.unwrap_or_else(|| {
+                    // Calls to anyone but the echo extension arrive with the calls feature.
+                    response_to(&request, 480, Some("Temporarily Unavailable"), Some(&tag))
+                })
+            }
+            Method::Bye => self
+                .echo
+                .handle_bye(&request)
+                .unwrap_or_else(|| response_to(&request, 481, Some("Call/Transaction Does Not Exist"), None)),
+            Method::Cancel => {
+                // Every INVITE we accept is answered at once, so a CANCEL is either late (200, no
+                // effect, RFC 3261 §9.2) or matches nothing (481).
+                let matched = self.transactions.find_invite_for_cancel(&request).is_some();
+                let code = if matched { 200 } else { 481 };
+                response_to(&request, code, None, Some(&tag))
+            }
+            Method::Ack => return,
+            Method::Register
+            | Method::Subscribe
+            | Method::Notify
+            | Method::Refer
+            | Method::Info
+            | Method::Message
+            | Method::Update
+            | Method::PRack
+            | Method::Publish => {
+                let mut response = response_to(&request, 405, None, Some(&tag));
+                response.headers.push(header("Allow", ALLOWED_METHODS));
+                response
+            }
+        };
+        self.respond(now, tx, response);
+    }
+
+    fn respond(&mut self, now: Instant, tx: ServerTxId, response: sip::Response) {
+        if let Err(error) = self.transactions.respond(now, tx, response) {
+            tracing::debug!(?tx, %error, "response not sent");
+        }
+    }
+
+    /// RFC 3261 §21.4.1: a malformed request gets `400 <what was wrong>` when it can be answered.
+    fn answer_malformed(&mut self, rejected: wire::Rejected, source: Peer) {
+        let answerable = rejected.request.filter(|request| request.method != Method::Ack);
+        match answerable {
+            Some(request) => {
+                self.stats.malformed_answered += 1;
+                let phrase = reason_phrase(&rejected.error.to_string());
+                let tag = random_token(&mut self.rng, 12);
+                let response = response_to(&request, 400, Some(&phrase), Some(&tag));
+                self.transactions.send_stateless(SipMessage::Response(response), source);
+            }
+            None => {
+                self.stats.malformed_dropped += 1;
+                tracing::debug!(%source.addr, error = %rejected.error, "malformed message dropped");
+            }
+        }
+    }
+}
+
+/// Option tags in `Require` that we do not support (none yet), comma-separated.
+fn unsupported_extensions(request: &Request) -> Option<String> {
+    if matches!(request.method, Method::Ack | Method::Cancel) {
+        return None;
+    }
+    let required: Vec<&str> = message::header_values(request.headers(), "Require")
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|tag| !tag.is_empty())
+        .collect();
+    (!required.is_empty()).then(|| required.join(", "))
+}
+
+/// A reason phrase is one line of printable text: strip anything else and keep it short.
+fn reason_phrase(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(120)
+        .collect();
+    format!("Bad Request: {cleaned}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use message::header_value;
+
+    #[test]
+    fn reason_phrase_is_one_printable_line() {
+        let phrase = reason_phrase("bad\r\nInjected: header");
+        assert!(!phrase.contains('\r') && !phrase.contains('\n'));
+        assert!(phrase.starts_with("Bad Request: "));
+    }
+
+    #[test]
+    fn header_value_reads_by_name() {
+        let request = Request {
+            method: Method::Options,
+            uri: sip::Uri::try_from("sip:a@127.0.0.1").unwrap(),
+            version: sip::Version::V2,
+            headers: vec![header("Require", "100rel, timer")].into(),
+            body: Vec::new(),
+        };
+        assert_eq!(header_value(request.headers(), "require"), Some("100rel, timer"));
+        assert_eq!(unsupported_extensions(&request).as_deref(), Some("100rel, timer"));
+    }
+}

@@ -92,6 +92,10 @@ impl TransactionLayer {
     pub fn handle_timeout(&mut self, _now: Instant) {
         unimplemented!("being written")
     }
+    /// The INVITE server transaction a CANCEL refers to (RFC 3261 §9.2).
+    pub fn find_invite_for_cancel(&self, _cancel: &Request) -> Option<ServerTxId> {
+        unimplemented!("being written")
+    }
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         unimplemented!("being written")
     }

@@ -1,0 +1,342 @@
+//! The raw layer: TOML text to serde structs that mirror the file, nothing checked yet
+//! beyond TOML types.
+//!
+//! Values keep their byte spans (`Spanned`) so the validation layer can point at them.
+//! The document is parsed once into toml's spanned tree and each section (`[sip]`, every
+//! `[[account]]`) is deserialized on its own: serde stops at the first error, so doing it
+//! per section (and checking unknown keys by hand first) lets one run report every
+//! broken section and every unknown key. The structs still use `deny_unknown_fields`, as
+//! a backstop should the hand check and the struct ever disagree.
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_spanned::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use crate::Secret;
+use crate::error::Sink;
+
+pub(crate) type Span = Range<usize>;
+
+/// `[sip]` as written. Integers are `i64` (TOML's integer type) so range errors come from
+/// validation, with a message that states the allowed range.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSip {
+    pub listen: Option<Spanned<Vec<Spanned<String>>>>,
+    pub user_agent: Option<Spanned<String>>,
+    pub keepalive_secs: Option<Spanned<i64>>,
+    pub t1_ms: Option<Spanned<i64>>,
+    pub t2_ms: Option<Spanned<i64>>,
+    pub t4_ms: Option<Spanned<i64>>,
+}
+
+/// One `[[account]]` as written. Required keys are `Option` too, so that every missing
+/// key is reported (serde would stop at the first).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccount {
+    pub name: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub auth_user: Option<Spanned<String>>,
+    pub password: Option<Spanned<RawPassword>>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub display_name: Option<Spanned<String>>,
+    pub domain: Option<Spanned<String>>,
+    pub registrar: Option<Spanned<String>>,
+    pub outbound_proxy: Option<Spanned<String>>,
+    pub expires_secs: Option<Spanned<i64>>,
+    pub registrar_fallback: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// A literal password, wrapped at once so even the raw layer's `Debug` hides it.
+#[derive(Debug)]
+pub(crate) struct RawPassword(pub Secret);
+
+impl<'de> Deserialize<'de> for RawPassword {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| RawPassword(Secret::new(s)))
+    }
+}
+
+/// The whole file as written.
+#[derive(Debug, Default)]
+pub(crate) struct RawConfig {
+    /// `[sip]` with the span of its header (or inline table).
+    pub sip: Option<Spanned<RawSip>>,
+    /// Each `[[account]]` that deserialized, with its index in the file (for `account[i]`).
+    pub accounts: Vec<(usize, Spanned<RawAccount>)>,
+}
+
+const TOP_KEYS: &[&str] = &["sip", "account"];
+
+/// Splits the parsed document into sections and deserializes each, reporting every
+/// unknown key and the first type error of each section.
+pub(crate) fn split(root: &DeTable<'_>, sink: &mut Sink<'_>) -> RawConfig {
+    let mut raw = RawConfig::default();
+    for (key, value) in root.iter() {
+        match key.get_ref().as_ref() {
+            "sip" => raw.sip = section::<RawSip>(value, "sip", sink),
+            "account" => {
+                let DeValue::Array(items) = value.get_ref() else {
+                    sink.at(
+                        &value.span(),
+                        format!(
+                            "account: expected an array of tables (`[[account]]`), found {}",
+                            value.get_ref().type_str()
+                        ),
+                    );
+                    continue;
+                };
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(account) =
+                        section::<RawAccount>(item, &format!("account[{i}]"), sink)
+                    {
+                        raw.accounts.push((i, account));
+                    }
+                }
+            }
+            other => sink.at(
+                &key.span(),
+                format!(
+                    "{}: unknown key (expected one of: {})",
+                    join_key("", other),
+                    TOP_KEYS.join(", ")
+                ),
+            ),
+        }
+    }
+    raw
+}
+
+/// Deserializes one table into `T` after reporting (and dropping) keys `T` does not know.
+fn section<T: DeserializeOwned>(
+    value: &Spanned<DeValue<'_>>,
+    path: &str,
+    sink: &mut Sink<'_>,
+) -> Option<Spanned<T>> {
+    let span = value.span();
+    let DeValue::Table(table) = value.get_ref() else {
+        sink.at(
+            &span,
+            format!(
+                "{path}: expected a table, found {}",
+                value.get_ref().type_str()
+            ),
+        );
+        return None;
+    };
+    let fields = fields_of::<T>();
+    for key in table.keys() {
+        let name = key.get_ref().as_ref();
+        if !fields.contains(&name) {
+            sink.at(
+                &key.span(),
+                format!(
+                    "{}: unknown key (expected one of: {})",
+                    join_key(path, name),
+                    fields.join(", ")
+                ),
+            );
+        }
+    }
+    let mut known = DeTable::new();
+    for (k, v) in table.iter() {
+        if fields.contains(&k.get_ref().as_ref()) {
+            known.insert(k.clone(), v.clone());
+        }
+    }
+    fn de<'i>(t: DeTable<'i>, span: &Span) -> ValueDeserializer<'i> {
+        ValueDeserializer::from(Spanned::new(span.clone(), DeValue::Table(t)))
+    }
+    match T::deserialize(de(known.clone(), &span)) {
+        Ok(v) => Some(Spanned::new(span, v)),
+        Err(first) => {
+            // serde stopped at the first bad key; retry key by key (all fields are
+            // optional) so every bad key in the section is reported.
+            let mut reported = false;
+            for (k, v) in known.iter() {
+                let mut one = DeTable::new();
+                one.insert(k.clone(), v.clone());
+                if let Err(e) = T::deserialize(de(one, &span)) {
+                    report_serde(&e, table, path, &span, sink);
+                    reported = true;
+                }
+            }
+            if !reported {
+                report_serde(&first, table, path, &span, sink);
+            }
+            None
+        }
+    }
+}
+
+fn report_serde(
+    e: &toml::de::Error,
+    table: &DeTable<'_>,
+    path: &str,
+    span: &Span,
+    sink: &mut Sink<'_>,
+) {
+    let at = e.span().unwrap_or_else(|| span.clone());
+    let (key_path, leaf) = locate(table, at.start, path);
+    let message = if leaf.as_deref() == Some("password") {
+        // serde echoes the offending value ("invalid type: integer `1234`"): never let a
+        // password reach an error message.
+        format!("{key_path}: invalid value (not shown, it is a secret); expected a string")
+    } else {
+        // Our integers are i64 only to defer range checks to validation.
+        let message = e.message().replace("expected i64", "expected an integer");
+        format!("{key_path}: {message}")
+    };
+    sink.at(&at, message);
+}
+
+/// The key path (e.g. `account[0].registrar_fallback[1]`) of the deepest key or value
+/// containing byte `offset`, plus the name of the innermost key.
+fn locate(table: &DeTable<'_>, offset: usize, path: &str) -> (String, Option<String>) {
+    for (key, value) in table.iter() {
+        let name = key.get_ref().as_ref();
+        let key_path = join_key(path, name);
+        if contains(&key.span(), offset) {
+            return (key_path, Some(name.to_owned()));
+        }
+        if contains(&value.span(), offset) {
+            return locate_value(value, offset, key_path, name);
+        }
+    }
+    (path.to_owned(), None)
+}
+
+fn locate_value(
+    value: &Spanned<DeValue<'_>>,
+    offset: usize,
+    path: String,
+    leaf: &str,
+) -> (String, Option<String>) {
+    match value.get_ref() {
+        DeValue::Table(t) => {
+            let (p, inner) = locate(t, offset, &path);
+            (p, inner.or_else(|| Some(leaf.to_owned())))
+        }
+        DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                if contains(&item.span(), offset) {
+                    return locate_value(item, offset, format!("{path}[{i}]"), leaf);
+                }
+            }
+            (path, Some(leaf.to_owned()))
+        }
+        _ => (path, Some(leaf.to_owned())),
+    }
+}
+
+fn contains(span: &Span, offset: usize) -> bool {
+    span.start <= offset && offset < span.end.max(span.start + 1)
+}
+
+/// `path.key`, quoting keys that are not bare TOML keys.
+pub(crate) fn join_key(path: &str, key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let key = if bare {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    };
+    if path.is_empty() {
+        key
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// The field names serde's derive generated for `T`, so the unknown-key check can never
+/// drift from the struct definition.
+pub(crate) fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    match T::deserialize(FieldsProbe) {
+        Err(ProbeError(Some(fields))) => fields,
+        _ => &[],
+    }
+}
+
+/// A deserializer that only records the field list passed to `deserialize_struct`.
+struct FieldsProbe;
+
+#[derive(Debug)]
+struct ProbeError(Option<&'static [&'static str]>);
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("field probe")
+    }
+}
+
+impl std::error::Error for ProbeError {}
+
+impl serde::de::Error for ProbeError {
+    fn custom<T: std::fmt::Display>(_msg: T) -> Self {
+        ProbeError(None)
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for FieldsProbe {
+    type Error = ProbeError;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        _visitor: V,
+    ) -> Result<V::Value, ProbeError> {
+        Err(ProbeError(None))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, ProbeError> {
+        Err(ProbeError(Some(fields)))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_finds_all_fields() {
+        assert_eq!(
+            fields_of::<RawSip>(),
+            &[
+                "listen",
+                "user_agent",
+                "keepalive_secs",
+                "t1_ms",
+                "t2_ms",
+                "t4_ms"
+            ]
+        );
+        assert_eq!(fields_of::<RawAccount>().len(), 12);
+        assert!(fields_of::<RawAccount>().contains(&"registrar_fallback"));
+    }
+
+    #[test]
+    fn join_key_quotes_odd_keys() {
+        assert_eq!(join_key("", "sip"), "sip");
+        assert_eq!(join_key("account[0]", "user"), "account[0].user");
+        assert_eq!(join_key("sip", "a b"), "sip.\"a b\"");
+        assert_eq!(join_key("sip", ""), "sip.\"\"");
+    }
+}

@@ -1,0 +1,504 @@
+//! The validation layer: raw structs to the typed [`Config`], applying defaults.
+//!
+//! Parse, don't validate: everything downstream gets types that cannot hold a bad value
+//! (a `SipUri`, a `SocketAddr`, a resolved `Secret`), so the rest of Ringside never
+//! re-checks config. Every check reports into the shared sink and carries on, so one run
+//! lists all problems. Secret values are never formatted into a message.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde_spanned::Spanned;
+
+use crate::error::Sink;
+use crate::raw::{RawAccount, RawConfig, RawSip, Span};
+use crate::uri::{SipUri, TransportKind, validate_host};
+use crate::{Account, Config, ListenAddr, Secret, SipSettings};
+
+/// Allowed range of `expires_secs`.
+pub const EXPIRES_RANGE: std::ops::RangeInclusive<i64> = 10..=86_400;
+/// Allowed range of `keepalive_secs` (0 disables keepalives).
+pub const KEEPALIVE_RANGE: std::ops::RangeInclusive<i64> = 0..=86_400;
+/// Allowed range of each SIP timer (`t1_ms`, `t2_ms`, `t4_ms`); the upper bound keeps
+/// timer arithmetic such as 64*T1 far from overflow.
+pub const TIMER_MS_RANGE: std::ops::RangeInclusive<i64> = 1..=3_600_000;
+
+/// Where relative paths and environment variables come from.
+pub(crate) struct Ctx<'a> {
+    pub base_dir: Option<&'a Path>,
+    pub env: &'a dyn Fn(&str) -> Option<OsString>,
+}
+
+/// Validates the whole file. Returns `None` when something could not be built; the
+/// sink then holds at least one error.
+pub(crate) fn validate(raw: RawConfig, ctx: &Ctx<'_>, sink: &mut Sink<'_>) -> Option<Config> {
+    let sip = match &raw.sip {
+        Some(s) => sip_settings(s, sink),
+        None => Some(SipSettings::default()),
+    };
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut accounts = Vec::new();
+    let mut all_accounts_ok = true;
+    for (i, account) in &raw.accounts {
+        let path = format!("account[{i}]");
+        if let Some(name) = &account.get_ref().name {
+            let key = name.get_ref().trim().to_owned();
+            if !key.is_empty() {
+                if let Some(first) = names.get(&key) {
+                    sink.at(
+                        &name.span(),
+                        format!("{path}.name: duplicate account name {key:?} (already used by account[{first}])"),
+                    );
+                } else {
+                    names.insert(key, *i);
+                }
+            }
+        }
+        match account_of(account, &path, ctx, sink) {
+            Some(a) => accounts.push(a),
+            None => all_accounts_ok = false,
+        }
+    }
+    if !all_accounts_ok || sink.has_errors() {
+        return None;
+    }
+    Some(Config {
+        accounts,
+        sip: sip?,
+        source: None,
+    })
+}
+
+fn sip_settings(raw: &Spanned<RawSip>, sink: &mut Sink<'_>) -> Option<SipSettings> {
+    let span = raw.span();
+    let s = raw.get_ref();
+    let defaults = SipSettings::default();
+    let mut ok = true;
+
+    let listen = match &s.listen {
+        None => defaults.listen,
+        Some(list) => {
+            if list.get_ref().is_empty() {
+                sink.at(
+                    &list.span(),
+                    "sip.listen: at least one listen address is required",
+                );
+                ok = false;
+            }
+            let mut out: Vec<(ListenAddr, usize)> = Vec::new();
+            for (i, entry) in list.get_ref().iter().enumerate() {
+                match ListenAddr::parse(entry.get_ref()) {
+                    Err(why) => {
+                        sink.at(
+                            &entry.span(),
+                            format!(
+                                "sip.listen[{i}]: bad listen address {:?}: {why} (expected \"<udp|tcp|tls>:<ip>:<port>\")",
+                                entry.get_ref()
+                            ),
+                        );
+                        ok = false;
+                    }
+                    Ok(addr) => {
+                        let stream = |t: TransportKind| t != TransportKind::Udp;
+                        let clash = out.iter().find(|(other, _)| {
+                            other.addr == addr.addr
+                                && stream(other.transport) == stream(addr.transport)
+                        });
+                        if let Some((other, j)) = clash {
+                            let why = if other.transport == addr.transport {
+                                "duplicate listen address".to_owned()
+                            } else {
+                                format!("cannot share a TCP port with `{other}`")
+                            };
+                            sink.at(
+                                &entry.span(),
+                                format!("sip.listen[{i}]: {why} `{addr}` (see sip.listen[{j}])"),
+                            );
+                            ok = false;
+                        } else {
+                            out.push((addr, i));
+                        }
+                    }
+                }
+            }
+            out.into_iter().map(|(a, _)| a).collect()
+        }
+    };
+
+    let user_agent = match &s.user_agent {
+        None => defaults.user_agent,
+        Some(ua) => {
+            let v = ua.get_ref();
+            if v.trim().is_empty() {
+                sink.at(&ua.span(), "sip.user_agent: must not be empty");
+                ok = false;
+            } else if v.chars().any(char::is_control) {
+                sink.at(
+                    &ua.span(),
+                    "sip.user_agent: must not contain control characters",
+                );
+                ok = false;
+            }
+            v.clone()
+        }
+    };
+
+    let keepalive_secs = ranged(
+        &s.keepalive_secs,
+        "sip.keepalive_secs",
+        KEEPALIVE_RANGE,
+        sink,
+    )
+    .map_or(Some(defaults.keepalive_secs), |r| {
+        r.and_then(|v| u32::try_from(v).ok())
+    });
+    let t1 = ranged(&s.t1_ms, "sip.t1_ms", TIMER_MS_RANGE, sink);
+    let t2 = ranged(&s.t2_ms, "sip.t2_ms", TIMER_MS_RANGE, sink);
+    let t4 = ranged(&s.t4_ms, "sip.t4_ms", TIMER_MS_RANGE, sink);
+    let to_u64 = |r: Option<Option<i64>>, default: u64| {
+        r.map_or(Some(default), |r| r.and_then(|v| u64::try_from(v).ok()))
+    };
+    let (t1_ms, t2_ms, t4_ms) = (
+        to_u64(t1, defaults.t1_ms),
+        to_u64(t2, defaults.t2_ms),
+        to_u64(t4, defaults.t4_ms),
+    );
+    if let (Some(t1v), Some(t2v)) = (t1_ms, t2_ms)
+        && t1v > t2v
+    {
+        let at = s
+            .t1_ms
+            .as_ref()
+            .map(Spanned::span)
+            .or_else(|| s.t2_ms.as_ref().map(Spanned::span))
+            .unwrap_or(span);
+        sink.at(
+            &at,
+            format!("sip.t1_ms: T1 ({t1v} ms) must not be greater than T2 (sip.t2_ms, {t2v} ms)"),
+        );
+        ok = false;
+    }
+
+    Some(SipSettings {
+        listen,
+        user_agent,
+        keepalive_secs: keepalive_secs?,
+        t1_ms: t1_ms?,
+        t2_ms: t2_ms?,
+        t4_ms: t4_ms?,
+    })
+    .filter(|_| ok)
+}
+
+/// `None` if the key is absent, `Some(None)` if present but out of range (reported).
+fn ranged(
+    value: &Option<Spanned<i64>>,
+    key: &str,
+    range: std::ops::RangeInclusive<i64>,
+    sink: &mut Sink<'_>,
+) -> Option<Option<i64>> {
+    let v = value.as_ref()?;
+    let n = *v.get_ref();
+    if range.contains(&n) {
+        Some(Some(n))
+    } else {
+        sink.at(
+            &v.span(),
+            format!(
+                "{key}: must be between {} and {}, got {n}",
+                range.start(),
+                range.end()
+            ),
+        );
+        Some(None)
+    }
+}
+
+fn account_of(
+    raw: &Spanned<RawAccount>,
+    path: &str,
+    ctx: &Ctx<'_>,
+    sink: &mut Sink<'_>,
+) -> Option<Account> {
+    let span = raw.span();
+    let a = raw.get_ref();
+    let mut ok = true;
+    let mut fail = |sink: &mut Sink<'_>, at: &Span, msg: String| {
+        sink.at(at, msg);
+        ok = false;
+    };
+
+    let name = required(&a.name, path, "name", &span, sink);
+    if let Some(n) = &a.name {
+        if n.get_ref().trim().is_empty() {
+            fail(sink, &n.span(), format!("{path}.name: must not be empty"));
+        } else if n.get_ref().chars().any(char::is_control) {
+            fail(
+                sink,
+                &n.span(),
+                format!("{path}.name: must not contain control characters"),
+            );
+        }
+    }
+
+    let user = required(&a.user, path, "user", &span, sink);
+    if let Some(u) = &a.user
+        && let Err(why) = crate::uri::validate_user(u.get_ref())
+    {
+        fail(sink, &u.span(), format!("{path}.user: {why}"));
+    }
+
+    let auth_user = match &a.auth_user {
+        None => user.clone(),
+        Some(au) => {
+            let v = au.get_ref();
+            if v.is_empty() {
+                fail(
+                    sink,
+                    &au.span(),
+                    format!("{path}.auth_user: must not be empty"),
+                );
+            } else if v.chars().any(char::is_control) {
+                fail(
+                    sink,
+                    &au.span(),
+                    format!("{path}.auth_user: must not contain control characters"),
+                );
+            }
+            Some(v.clone())
+        }
+    };
+
+    let password = password_of(a, path, &span, ctx, sink);
+
+    let display_name = match &a.display_name {
+        None => None,
+        Some(d) if d.get_ref().chars().any(char::is_control) => {
+            fail(
+                sink,
+                &d.span(),
+                format!("{path}.display_name: must not contain control characters"),
+            );
+            None
+        }
+        Some(d) if d.get_ref().trim().is_empty() => None,
+        Some(d) => Some(d.get_ref().clone()),
+    };
+
+    let domain = required(&a.domain, path, "domain", &span, sink).and_then(|d| {
+        let bare = d
+            .strip_prefix('[')
+            .and_then(|x| x.strip_suffix(']'))
+            .filter(|x| x.contains(':'));
+        let host = bare.unwrap_or(&d).to_owned();
+        match validate_host(&host) {
+            Ok(()) => Some(host),
+            Err(why) => {
+                let at = a.domain.as_ref().map_or(span.clone(), Spanned::span);
+                sink.at(&at, format!("{path}.domain: {why}"));
+                None
+            }
+        }
+    });
+
+    let registrar = match &a.registrar {
+        Some(r) => uri(r, &format!("{path}.registrar"), sink),
+        None => domain.as_ref().map(|d| SipUri::from_host(d.clone())),
+    };
+    let outbound_proxy = a
+        .outbound_proxy
+        .as_ref()
+        .map(|p| uri(p, &format!("{path}.outbound_proxy"), sink));
+
+    let expires_secs = match ranged(
+        &a.expires_secs,
+        &format!("{path}.expires_secs"),
+        EXPIRES_RANGE,
+        sink,
+    ) {
+        None => Some(crate::DEFAULT_EXPIRES_SECS),
+        Some(v) => v.and_then(|v| u32::try_from(v).ok()),
+    };
+
+    let mut fallback_ok = true;
+    let registrar_fallback: Vec<SipUri> = a
+        .registrar_fallback
+        .as_ref()
+        .map(|list| {
+            list.get_ref()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, u)| {
+                    let parsed = uri(u, &format!("{path}.registrar_fallback[{i}]"), sink);
+                    fallback_ok &= parsed.is_some();
+                    parsed
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+
+    if !(ok && fallback_ok) {
+        return None;
+    }
+    Some(Account {
+        name: name?,
+        user: user?,
+        auth_user: auth_user?,
+        password: password?,
+        display_name,
+        domain: domain?,
+        registrar: registrar?,
+        outbound_proxy: outbound_proxy.map_or(Some(None), |p| p.map(Some))?,
+        expires_secs: expires_secs?,
+        registrar_fallback,
+    })
+}
+
+fn required(
+    value: &Option<Spanned<String>>,
+    path: &str,
+    key: &str,
+    table: &Span,
+    sink: &mut Sink<'_>,
+) -> Option<String> {
+    match value {
+        Some(v) => Some(v.get_ref().clone()),
+        None => {
+            sink.at(table, format!("{path}.{key}: required key is missing"));
+            None
+        }
+    }
+}
+
+fn uri(value: &Spanned<String>, key: &str, sink: &mut Sink<'_>) -> Option<SipUri> {
+    SipUri::parse(value.get_ref())
+        .map_err(|e| sink.at(&value.span(), format!("{key}: {e}")))
+        .ok()
+}
+
+/// Exactly one of `password`, `password_env`, `password_file`, resolved to the secret.
+fn password_of(
+    a: &RawAccount,
+    path: &str,
+    table: &Span,
+    ctx: &Ctx<'_>,
+    sink: &mut Sink<'_>,
+) -> Option<Secret> {
+    let sources: Vec<(&str, Span)> = [
+        ("password", a.password.as_ref().map(Spanned::span)),
+        ("password_env", a.password_env.as_ref().map(Spanned::span)),
+        ("password_file", a.password_file.as_ref().map(Spanned::span)),
+    ]
+    .into_iter()
+    .filter_map(|(k, s)| s.map(|s| (k, s)))
+    .collect();
+    let mut sources = sources;
+    // The first one in the file wins; later ones are the conflicts.
+    sources.sort_by_key(|(_, s)| s.start);
+    let exactly_one = "set exactly one of `password`, `password_env` or `password_file`";
+    match sources.as_slice() {
+        [] => {
+            sink.at(
+                table,
+                format!("{path}.password: no password given; {exactly_one}"),
+            );
+            return None;
+        }
+        [_] => {}
+        [(first, _), rest @ ..] => {
+            for (key, at) in rest {
+                sink.at(
+                    at,
+                    format!("{path}.{key}: conflicts with {path}.{first}; {exactly_one}"),
+                );
+            }
+            return None;
+        }
+    }
+
+    if let Some(p) = &a.password {
+        let secret = &p.get_ref().0;
+        if secret.expose().is_empty() {
+            sink.at(&p.span(), format!("{path}.password: must not be empty"));
+            return None;
+        }
+        return Some(secret.clone());
+    }
+
+    if let Some(var) = &a.password_env {
+        let name = var.get_ref();
+        let key = format!("{path}.password_env");
+        if name.is_empty() || name.contains(['=', '\0']) {
+            sink.at(
+                &var.span(),
+                format!("{key}: invalid environment variable name {name:?}"),
+            );
+            return None;
+        }
+        let problem = match (ctx.env)(name).map(OsString::into_string) {
+            None => "is not set",
+            Some(Err(_)) => "is not valid UTF-8",
+            Some(Ok(v)) if v.is_empty() => "is empty",
+            Some(Ok(v)) => return Some(Secret::new(v)),
+        };
+        sink.at(
+            &var.span(),
+            format!("{key}: environment variable `{name}` {problem}"),
+        );
+        return None;
+    }
+
+    if let Some(file) = &a.password_file {
+        let key = format!("{path}.password_file");
+        let given = file.get_ref();
+        if given.is_empty() {
+            sink.at(&file.span(), format!("{key}: must not be empty"));
+            return None;
+        }
+        let full: PathBuf = match ctx.base_dir {
+            Some(dir) => dir.join(given),
+            None => PathBuf::from(given),
+        };
+        return match std::fs::read_to_string(&full) {
+            Err(e) => {
+                sink.at(
+                    &file.span(),
+                    format!("{key}: cannot read {:?}: {e}", full.display().to_string()),
+                );
+                None
+            }
+            Ok(text) => {
+                let secret = text.trim_end_matches(['\n', '\r']);
+                if secret.is_empty() {
+                    sink.at(
+                        &file.span(),
+                        format!("{key}: {:?} is empty", full.display().to_string()),
+                    );
+                    None
+                } else {
+                    Some(Secret::new(secret))
+                }
+            }
+        };
+    }
+    None
+}
+
+impl ListenAddr {
+    /// Parses `<udp|tcp|tls>:<ip>:<port>`, IPv6 in brackets (`udp:[::1]:5062`).
+    /// Port 0 asks the OS for a free port. Returns the reason on failure.
+    pub fn parse(s: &str) -> Result<ListenAddr, String> {
+        let Some((transport, addr)) = s.split_once(':') else {
+            return Err("missing transport prefix".into());
+        };
+        let transport: TransportKind = transport
+            .parse()
+            .map_err(|e: crate::uri::UnknownTransport| e.to_string())?;
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|_| format!("{addr:?} is not an IP address and port"))?;
+        Ok(ListenAddr { transport, addr })
+    }
+}

@@ -1,0 +1,112 @@
+//! Small helpers the transaction user needs on top of the SIP types: reading a header's value by
+//! name, building responses that copy the RFC 3261 §8.2.6 headers, and random tokens.
+
+use rand::{Rng, RngExt};
+
+use super::sip::{Header, Headers, HasHeaders, Request, Response, StatusCode, Version};
+
+/// Values of every header called `name` (full or compact form already mapped by the parser).
+pub fn header_values<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .iter()
+        .filter(move |header| header.name().eq_ignore_ascii_case(name))
+        .map(Header::value)
+}
+
+/// The first value of the header called `name`.
+pub fn header_value<'a>(headers: &'a Headers, name: &'a str) -> Option<&'a str> {
+    header_values(headers, name).next()
+}
+
+/// A header field by name and value, typed when the SIP crate knows the name.
+pub fn header(name: &str, value: impl Into<String>) -> Header {
+    rsipstack::sip::headers::make_header(name, value.into())
+}
+
+/// The value of a `;name=value` parameter in a header value such as `<sip:a@b>;tag=x;expires=60`.
+/// Parameters inside `<...>` belong to the URI and are skipped.
+pub fn header_param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+    let after_uri = match (value.find('<'), value.find('>')) {
+        (Some(open), Some(close)) if close > open => &value[close + 1..],
+        _ => value,
+    };
+    after_uri.split(';').skip(1).find_map(|param| {
+        let (key, val) = param.split_once('=').unwrap_or((param, ""));
+        key.trim().eq_ignore_ascii_case(name).then(|| val.trim().trim_matches('"'))
+    })
+}
+
+/// The URI inside a name-addr (`"Bob" <sip:bob@host>;tag=1` → `sip:bob@host`) or an addr-spec.
+pub fn addr_uri(value: &str) -> &str {
+    match (value.find('<'), value.find('>')) {
+        (Some(open), Some(close)) if close > open => &value[open + 1..close],
+        _ => value.split(';').next().unwrap_or(value).trim(),
+    }
+}
+
+/// A response to `request` copying Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2). A To tag
+/// is added when the request's To has none and `to_tag` is given.
+pub fn response_to(request: &Request, code: u16, reason: Option<&str>, to_tag: Option<&str>) -> Response {
+    let mut headers = Headers::default();
+    for header in request.headers().iter() {
+        let name = header.name();
+        let copied = ["Via", "From", "Call-ID", "CSeq"]
+            .iter()
+            .any(|wanted| name.eq_ignore_ascii_case(wanted));
+        if copied {
+            headers.push(header.clone());
+        } else if name.eq_ignore_ascii_case("To") {
+            let value = header.value();
+            match to_tag {
+                Some(tag) if header_param(value, "tag").is_none() => {
+                    headers.push(self::header("To", format!("{value};tag={tag}")));
+                }
+                _ => headers.push(header.clone()),
+            }
+        }
+    }
+    let status_code = StatusCode::from(code);
+    let wire_reason = reason
+        .filter(|phrase| !phrase.eq_ignore_ascii_case(status_code.text()))
+        .map(str::to_owned);
+    Response {
+        status_code,
+        wire_reason,
+        version: Version::V2,
+        headers,
+        body: Vec::new(),
+    }
+}
+
+/// A random token of `len` characters from the RFC 3261 `token` alphabet, for tags, Call-IDs,
+/// branches and cnonces.
+pub fn random_token(rng: &mut impl Rng, len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+/// A fresh RFC 3261 branch (magic cookie + random).
+pub fn new_branch(rng: &mut impl Rng) -> String {
+    format!("z9hG4bK{}", random_token(rng, 16))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_param_skips_uri_params() {
+        let value = "<sip:1001@10.0.0.1:5062;transport=tcp;expires=9>;expires=120;q=0.5";
+        assert_eq!(header_param(value, "expires"), Some("120"));
+        assert_eq!(header_param(value, "transport"), None);
+        assert_eq!(header_param("sip:a@b;tag=xyz", "tag"), Some("xyz"));
+    }
+
+    #[test]
+    fn addr_uri_extracts_the_uri() {
+        assert_eq!(addr_uri("\"Bob\" <sip:bob@host>;tag=1"), "sip:bob@host");
+        assert_eq!(addr_uri("sip:bob@host;tag=1"), "sip:bob@host");
+    }
+}

@@ -1,0 +1,472 @@
+//! The shell: one tokio task owns the [`Core`] and moves bytes between it and the sockets.
+//!
+//! Why this split: everything protocol-shaped lives in the sans-IO core; here is only what needs
+//! the operating system — sockets, the clock, signals, DNS and the status file. Socket tasks never
+//! see the core: they forward bytes over one bounded channel, so the core has exactly one owner.
+//!
+//! ```text
+//!   UDP reader tasks ─┐                       ┌─► UDP send_to
+//!   TCP conn tasks   ─┼─► inbound channel ─► run loop (owns Core) ─► TCP conn writers
+//!   signals          ─┘                       └─► log, status file
+//! ```
+
+mod status;
+mod tcp;
+
+pub use status::{StatusFile, read_status, status_path};
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringside_config::{Config, ListenAddr, SipUri, TransportKind};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::core::registration::{AccountSetup, RegistrarTarget};
+use crate::core::sip::wire;
+use crate::core::transaction::TimerConfig;
+use crate::core::transport::{Peer, Transmit};
+use crate::core::{Command, Core, CoreConfig};
+use crate::events;
+
+/// How long a clean shutdown waits for registrars to confirm the unregister.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Inbound queue depth between socket tasks and the run loop.
+const INBOUND_CAPACITY: usize = 1024;
+
+/// Options of `ringside run` that are not configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Log every SIP message sent and received (credentials masked).
+    pub sip_trace: bool,
+}
+
+/// Why the engine could not start (each is the user's to fix; the message says how).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {transport}:{addr}: {source}")]
+    Listen {
+        transport: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("account {account:?}: cannot resolve {uri}: {reason}")]
+    Resolve {
+        account: String,
+        uri: String,
+        reason: String,
+    },
+    #[error("account {account:?}: {uri} needs a {transport} listener: add \"{transport}:<ip>:<port>\" to [sip] listen")]
+    NoListener {
+        account: String,
+        uri: String,
+        transport: &'static str,
+    },
+    #[error("{what} uses TLS, which this build does not support yet: use udp or tcp")]
+    TlsUnsupported { what: String },
+}
+
+/// Something a socket task tells the run loop.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    Datagram { local: SocketAddr, source: Peer, bytes: Vec<u8> },
+    /// A TCP connection is ready to carry messages to `peer`.
+    Connected { peer: SocketAddr, writer: mpsc::Sender<Vec<u8>> },
+    /// A TCP connection failed or closed.
+    Closed { peer: SocketAddr, reason: String },
+}
+
+/// Runs the engine until SIGINT/SIGTERM, then unregisters and returns.
+pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
+    reject_tls(&config)?;
+    let (inbound_tx, mut inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
+    let mut udp_sockets = Vec::new();
+    let mut tcp_locals = Vec::new();
+    for listen in &config.sip.listen {
+        match listen.transport {
+            TransportKind::Udp => {
+                let socket = UdpSocket::bind(listen.addr).await.map_err(|source| listen_error(listen, source))?;
+                let socket = Arc::new(socket);
+                let local = socket.local_addr().map_err(|source| listen_error(listen, source))?;
+                tokio::spawn(udp_reader(Arc::clone(&socket), local, inbound_tx.clone()));
+                udp_sockets.push((local, socket));
+            }
+            TransportKind::Tcp => {
+                let listener = TcpListener::bind(listen.addr).await.map_err(|source| listen_error(listen, source))?;
+                let local = listener.local_addr().map_err(|source| listen_error(listen, source))?;
+                tokio::spawn(tcp::accept_loop(listener, local, inbound_tx.clone()));
+                tcp_locals.push(local);
+            }
+            TransportKind::Tls => unreachable_tls(),
+        }
+    }
+    let echo_media = start_echo_media(udp_sockets.first().map(|(addr, _)| *addr).or(tcp_locals.first().copied())).await;
+
+    let mut accounts = Vec::new();
+    for account in &config.accounts {
+        accounts.push(account_setup(account, &udp_sockets, &tcp_locals).await?);
+    }
+    let core_config = CoreConfig {
+        user_agent: config.sip.user_agent.clone(),
+        timers: TimerConfig {
+            t1: Duration::from_millis(config.sip.t1_ms),
+            t2: Duration::from_millis(config.sip.t2_ms),
+            t4: Duration::from_millis(config.sip.t4_ms),
+        },
+        keepalive: (config.sip.keepalive_secs > 0).then(|| Duration::from_secs(u64::from(config.sip.keepalive_secs))),
+        accounts,
+        echo_media,
+    };
+    let listening: Vec<String> = udp_sockets
+        .iter()
+        .map(|(addr, _)| format!("udp:{addr}"))
+        .chain(tcp_locals.iter().map(|addr| format!("tcp:{addr}")))
+        .collect();
+    if config.accounts.is_empty() {
+        let echo_at = udp_sockets.first().map(|(a, _)| *a).or(tcp_locals.first().copied());
+        if let Some(addr) = echo_at {
+            tracing::info!("no account configured: call sip:echo@{addr} from any softphone for the built-in echo test");
+        }
+    }
+    tracing::info!(listen = ?listening, accounts = config.accounts.len(), "ringside running");
+
+    let mut engine = Engine {
+        core: Core::new(core_config, now(), entropy()),
+        udp_sockets,
+        tcp_writers: HashMap::new(),
+        inbound_tx,
+        sip_trace: options.sip_trace,
+        status: StatusFile::create(listening, echo_media),
+    };
+    engine.pump();
+
+    let mut signals = Signals::new();
+    let mut shutdown_deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let core_deadline = engine.core.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            Some(inbound) = inbound_rx.recv() => engine.handle_inbound(inbound),
+            () = sleep_until_option(core_deadline) => engine.core.handle_timeout(now()),
+            () = sleep_until_option(shutdown_deadline) => {
+                tracing::warn!("registrars did not confirm the unregister in time; exiting");
+                break;
+            }
+            signal = signals.next() => {
+                if shutdown_deadline.is_some() {
+                    tracing::warn!(%signal, "second signal: exiting at once");
+                    break;
+                }
+                tracing::info!(%signal, "shutting down: unregistering");
+                shutdown_deadline = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                if let Err(error) = engine.core.handle_command(now(), Command::Shutdown) {
+                    tracing::warn!(%error, "shutdown");
+                }
+            }
+        }
+        engine.pump();
+        if engine.core.is_shut_down() {
+            break;
+        }
+    }
+    engine.pump();
+    engine.status.remove();
+    tracing::info!("ringside stopped");
+    Ok(())
+}
+
+struct Engine {
+    core: Core,
+    udp_sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    inbound_tx: mpsc::Sender<Inbound>,
+    sip_trace: bool,
+    status: StatusFile,
+}
+
+impl Engine {
+    fn handle_inbound(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Datagram { local, source, bytes } => {
+                if self.sip_trace && !is_keepalive(&bytes) {
+                    tracing::info!(target: "ringside::sip", "received from {}:{} ({} bytes)\n{}", transport_label(source.transport), source.addr, bytes.len(), wire::redacted(&bytes));
+                }
+                self.core.handle_datagram(now(), local, source, &bytes);
+            }
+            Inbound::Connected { peer, writer } => {
+                self.tcp_writers.insert(peer, writer);
+            }
+            Inbound::Closed { peer, reason } => {
+                self.tcp_writers.remove(&peer);
+                tracing::debug!(%peer, %reason, "TCP connection closed");
+                self.core.handle_transport_error(now(), Peer::tcp(peer), &reason);
+            }
+        }
+    }
+
+    /// Sends everything the core queued and publishes its events.
+    fn pump(&mut self) {
+        while let Some(transmit) = self.core.poll_transmit() {
+            self.send(transmit);
+        }
+        let mut changed = false;
+        while let Some(event) = self.core.poll_event() {
+            tracing::info!(target: "ringside::event", "{}", events::to_json(&event));
+            changed = true;
+        }
+        if changed || !self.status.is_written() {
+            self.status.write(&self.core.registrations(), self.core.stats());
+        }
+    }
+
+    fn send(&mut self, transmit: Transmit) {
+        let Transmit { destination, payload } = transmit;
+        if self.sip_trace && !is_keepalive(&payload) {
+            tracing::info!(target: "ringside::sip", "sent to {}:{} ({} bytes)\n{}", transport_label(destination.transport), destination.addr, payload.len(), wire::redacted(&payload));
+        }
+        match destination.transport {
+            TransportKind::Udp => {
+                let socket = self
+                    .udp_sockets
+                    .iter()
+                    .find(|(local, _)| local.is_ipv4() == destination.addr.is_ipv4())
+                    .or(self.udp_sockets.first());
+                let Some((_, socket)) = socket else {
+                    tracing::warn!(to = %destination.addr, "no UDP socket to send from");
+                    return;
+                };
+                // UDP send on a non-blocking socket: a full buffer drops the datagram, which the
+                // transaction layer's retransmissions cover.
+                if let Err(error) = socket.try_send_to(&payload, destination.addr) {
+                    tracing::debug!(to = %destination.addr, %error, "UDP send failed");
+                }
+            }
+            TransportKind::Tcp => {
+                let writer = match self.tcp_writers.get(&destination.addr) {
+                    Some(writer) if !writer.is_closed() => writer.clone(),
+                    _ => {
+                        let writer = tcp::connect(destination.addr, self.inbound_tx.clone());
+                        self.tcp_writers.insert(destination.addr, writer.clone());
+                        writer
+                    }
+                };
+                if writer.try_send(payload).is_err() {
+                    tracing::warn!(to = %destination.addr, "TCP connection backlog full: message dropped");
+                }
+            }
+            TransportKind::Tls => unreachable_tls(),
+        }
+    }
+}
+
+async fn udp_reader(socket: Arc<UdpSocket>, local: SocketAddr, inbound: mpsc::Sender<Inbound>) {
+    let mut buffer = vec![0u8; wire::MAX_MESSAGE_BYTES + 1];
+    loop {
+        match socket.recv_from(&mut buffer).await {
+            Ok((len, source)) => {
+                let bytes = buffer[..len].to_vec();
+                let datagram = Inbound::Datagram { local, source: Peer::udp(source), bytes };
+                if inbound.send(datagram).await.is_err() {
+                    return;
+                }
+            }
+            // ICMP port unreachable surfaces here on Linux; it is not fatal for the socket.
+            Err(error) => tracing::debug!(%local, %error, "UDP receive error"),
+        }
+    }
+}
+
+/// Opens the echo extension's RTP socket and reflects every packet to its sender.
+async fn start_echo_media(near: Option<SocketAddr>) -> Option<SocketAddr> {
+    let ip = near?.ip();
+    let socket = match UdpSocket::bind(SocketAddr::new(ip, 0)).await {
+        Ok(socket) => socket,
+        Err(error) => {
+            tracing::warn!(%error, "echo extension disabled: cannot open its RTP socket");
+            return None;
+        }
+    };
+    let local = socket.local_addr().ok()?;
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 2048];
+        while let Ok((len, source)) = socket.recv_from(&mut buffer).await {
+            let _ = socket.send_to(&buffer[..len], source).await;
+        }
+    });
+    Some(local)
+}
+
+async fn account_setup(
+    account: &ringside_config::Account,
+    udp_sockets: &[(SocketAddr, Arc<UdpSocket>)],
+    tcp_locals: &[SocketAddr],
+) -> Result<AccountSetup, StartError> {
+    let proxy = match &account.outbound_proxy {
+        Some(proxy) => Some((proxy.clone(), resolve(&account.name, proxy).await?)),
+        None => None,
+    };
+    let mut targets = Vec::new();
+    for registrar in std::iter::once(&account.registrar).chain(&account.registrar_fallback) {
+        let (next_hop, route) = match &proxy {
+            Some((uri, addr)) => {
+                let route = format!("<{};lr>", uri);
+                (Peer { transport: uri.transport, addr: *addr }, Some(route))
+            }
+            None => {
+                let addr = resolve(&account.name, registrar).await?;
+                (Peer { transport: registrar.transport, addr }, None)
+            }
+        };
+        let listen = match next_hop.transport {
+            TransportKind::Udp => udp_sockets.iter().map(|(a, _)| *a).find(|a| a.is_ipv4() == next_hop.addr.is_ipv4()),
+            TransportKind::Tcp => tcp_locals.iter().copied().find(|a| a.is_ipv4() == next_hop.addr.is_ipv4()),
+            TransportKind::Tls => None,
+        };
+        let Some(listen) = listen else {
+            return Err(StartError::NoListener {
+                account: account.name.clone(),
+                uri: registrar.to_string(),
+                transport: transport_label(next_hop.transport),
+            });
+        };
+        targets.push(RegistrarTarget {
+            uri: registrar.to_string(),
+            next_hop,
+            route,
+            local_addr: routable_local(listen, next_hop.addr).await,
+        });
+    }
+    Ok(AccountSetup {
+        name: account.name.clone(),
+        user: account.user.clone(),
+        auth_user: account.auth_user.clone(),
+        password: account.password.clone(),
+        display_name: account.display_name.clone(),
+        domain: account.domain.clone(),
+        expires_secs: account.expires_secs,
+        targets,
+    })
+}
+
+/// A/AAAA resolution of a SIP URI's host (SRV/NAPTR are not consulted yet).
+async fn resolve(account: &str, uri: &SipUri) -> Result<SocketAddr, StartError> {
+    let port = uri.port.unwrap_or(if uri.transport == TransportKind::Tls { 5061 } else { 5060 });
+    let error = |reason: String| StartError::Resolve {
+        account: account.to_owned(),
+        uri: uri.to_string(),
+        reason,
+    };
+    let mut addrs = tokio::net::lookup_host((uri.host.as_str(), port))
+        .await
+        .map_err(|e| error(e.to_string()))?;
+    addrs.next().ok_or_else(|| error("no address".to_owned()))
+}
+
+/// A listener bound to a wildcard address advertises the local address that routes to `peer`.
+async fn routable_local(listen: SocketAddr, peer: SocketAddr) -> SocketAddr {
+    if !listen.ip().is_unspecified() {
+        return listen;
+    }
+    let probe_bind = SocketAddr::new(listen.ip(), 0);
+    let routed = async {
+        let probe = UdpSocket::bind(probe_bind).await.ok()?;
+        probe.connect(peer).await.ok()?;
+        probe.local_addr().ok()
+    };
+    routed.await.map_or(listen, |local| SocketAddr::new(local.ip(), listen.port()))
+}
+
+fn reject_tls(config: &Config) -> Result<(), StartError> {
+    if let Some(listen) = config.sip.listen.iter().find(|l| l.transport == TransportKind::Tls) {
+        return Err(StartError::TlsUnsupported { what: format!("[sip] listen tls:{}", listen.addr) });
+    }
+    for account in &config.accounts {
+        let uris = std::iter::once(&account.registrar)
+            .chain(&account.registrar_fallback)
+            .chain(account.outbound_proxy.as_ref());
+        if let Some(uri) = uris.into_iter().find(|u| u.transport == TransportKind::Tls) {
+            return Err(StartError::TlsUnsupported { what: format!("account {:?} ({uri})", account.name) });
+        }
+    }
+    Ok(())
+}
+
+fn unreachable_tls() {
+    tracing::error!("TLS transport requested but rejected at start");
+}
+
+fn listen_error(listen: &ListenAddr, source: std::io::Error) -> StartError {
+    StartError::Listen {
+        transport: transport_label(listen.transport),
+        addr: listen.addr,
+        source,
+    }
+}
+
+fn transport_label(transport: TransportKind) -> &'static str {
+    match transport {
+        TransportKind::Udp => "udp",
+        TransportKind::Tcp => "tcp",
+        TransportKind::Tls => "tls",
+    }
+}
+
+fn is_keepalive(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| *b == b'\r' || *b == b'\n')
+}
+
+/// The shell is the one place that reads the clock.
+#[allow(clippy::disallowed_methods)]
+fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// Process-unique entropy from the OS-seeded std hasher (no extra crate needed).
+fn entropy() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+async fn sleep_until_option(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Signals {
+    terminate: Option<tokio::signal::unix::Signal>,
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            terminate: signal(SignalKind::terminate()).ok(),
+            interrupt: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    async fn next(&mut self) -> &'static str {
+        let terminate = async {
+            match self.terminate.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let interrupt = async {
+            match self.interrupt.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = terminate => "SIGTERM",
+            _ = interrupt => "SIGINT",
+        }
+    }
+}
