@@ -21,7 +21,7 @@ Content-Length: 0\r\n\r\n";
         panic!("expected one 400, got {replies:?}");
     };
     assert_eq!(u16::from(response.status_code.clone()), 400);
-    let phrase = response.reason_phrase().unwrap_or_default();
+    let phrase = ringside::core::message::reason_phrase(response);
     assert!(phrase.starts_with("Bad Request: "), "{phrase}");
     assert_eq!(scenario.core.stats().malformed_answered, 1);
 }

@@ -78,6 +78,14 @@ pub fn response_to(request: &Request, code: u16, reason: Option<&str>, to_tag: O
     }
 }
 
+/// The reason phrase of a response's status line (the standard text when the wire had none).
+pub fn reason_phrase(response: &Response) -> String {
+    response
+        .wire_reason
+        .clone()
+        .unwrap_or_else(|| response.status_code.text().to_owned())
+}
+
 /// A random token of `len` characters from the RFC 3261 `token` alphabet, for tags, Call-IDs,
 /// branches and cnonces.
 pub fn random_token(rng: &mut impl Rng, len: usize) -> String {

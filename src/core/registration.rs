@@ -24,7 +24,7 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-use super::message::{addr_uri, header, header_param, header_value, header_values, new_branch, random_token};
+use super::message::{addr_uri, header, reason_phrase, header_param, header_value, header_values, new_branch, random_token};
 use super::sip::digest::{self, Challenge, DigestInput};
 use super::sip::{HasHeaders, Headers, Method, Request, Response, Uri, Version};
 use super::transaction::{ClientTxId, TransactionLayer};
@@ -270,10 +270,7 @@ impl Registration {
         let Some(pending) = self.pending.take() else {
             return true;
         };
-        let reason = response
-            .reason_phrase()
-            .map(str::to_owned)
-            .unwrap_or_else(|| response.status_code.text().to_owned());
+        let reason = reason_phrase(response);
         match code {
             200..=299 => self.on_success(ctx, pending, response),
             401 | 407 => self.on_challenge(ctx, pending, response, code, reason),
