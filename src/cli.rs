@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "ringside", version, about = "A SIP softphone for CRM integration")]
+#[command(
+    name = "ringside",
+    version,
+    about = "A SIP softphone for CRM integration"
+)]
 pub struct Cli {
     /// Configuration file [default: $XDG_CONFIG_HOME/ringside/config.toml]
     #[arg(long, global = true, env = "RINGSIDE_CONFIG", value_name = "PATH")]

@@ -69,7 +69,10 @@ impl Event {
 pub fn to_json(event: &Event) -> String {
     // Serialising this enum cannot fail: every field is a string or an integer.
     serde_json::to_string(event).unwrap_or_else(|error| {
-        format!(r#"{{"type":"encoder.error","message":{:?}}}"#, error.to_string())
+        format!(
+            r#"{{"type":"encoder.error","message":{:?}}}"#,
+            error.to_string()
+        )
     })
 }
 

@@ -6,7 +6,7 @@
 //!                                       ▼
 //!                                  UDP / TCP
 //! ```
+pub mod cli;
 pub mod core;
 pub mod events;
 pub mod shell;
-pub mod cli;

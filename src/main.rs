@@ -13,7 +13,12 @@ fn main() -> ExitCode {
     init_logging(&cli.log);
     match cli.command {
         // Until the GUI exists, `ringside` alone runs headless.
-        None | Some(CliCommand::Run) => run(cli.config, RunOptions { sip_trace: cli.sip_trace }),
+        None | Some(CliCommand::Run) => run(
+            cli.config,
+            RunOptions {
+                sip_trace: cli.sip_trace,
+            },
+        ),
         Some(CliCommand::CheckConfig { path }) => check_config(path.or(cli.config)),
         Some(CliCommand::Status { json }) => status(json),
     }
@@ -37,10 +42,16 @@ fn load_config(explicit: Option<PathBuf>) -> Result<Config, String> {
         return ringside_config::load(&path).map_err(|errors| errors.to_string());
     }
     match ringside_config::default_config_path() {
-        Some(path) if path.exists() => ringside_config::load(&path).map_err(|errors| errors.to_string()),
+        Some(path) if path.exists() => {
+            ringside_config::load(&path).map_err(|errors| errors.to_string())
+        }
         other => {
-            let looked = other.map(|p| p.display().to_string()).unwrap_or_else(|| "(no $HOME)".into());
-            tracing::info!("no configuration file at {looked}: running on the embedded default (no account, echo test extension)");
+            let looked = other
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(no $HOME)".into());
+            tracing::info!(
+                "no configuration file at {looked}: running on the embedded default (no account, echo test extension)"
+            );
             Ok(ringside_config::embedded_default())
         }
     }
@@ -57,7 +68,10 @@ fn run(config_path: Option<PathBuf>, options: RunOptions) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("ringside: cannot start the runtime: {error}");
@@ -75,12 +89,18 @@ fn run(config_path: Option<PathBuf>, options: RunOptions) -> ExitCode {
 
 fn check_config(path: Option<PathBuf>) -> ExitCode {
     let Some(path) = path.or_else(ringside_config::default_config_path) else {
-        eprintln!("ringside: no configuration path given and no default ($XDG_CONFIG_HOME or $HOME)");
+        eprintln!(
+            "ringside: no configuration path given and no default ($XDG_CONFIG_HOME or $HOME)"
+        );
         return ExitCode::from(1);
     };
     match ringside_config::load(&path) {
         Ok(config) => {
-            println!("{}: OK ({} account(s))", path.display(), config.accounts.len());
+            println!(
+                "{}: OK ({} account(s))",
+                path.display(),
+                config.accounts.len()
+            );
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -111,17 +131,41 @@ fn status(json: bool) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    println!("Ringside {} (pid {}) listening on {}", report.version, report.pid, report.listen.join(", "));
+    println!(
+        "Ringside {} (pid {}) listening on {}",
+        report.version,
+        report.pid,
+        report.listen.join(", ")
+    );
     if report.accounts.is_empty() {
-        println!("no accounts (embedded default: call sip:echo@<listen address> for the echo test)");
+        println!(
+            "no accounts (embedded default: call sip:echo@<listen address> for the echo test)"
+        );
     }
     for account in &report.accounts {
-        let field = |name: &str| account.get(name).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-        let mut line = format!("{:<16} {:<13} {}", field("name"), field("state"), field("registrar"));
-        if let Some(expires) = account.get("expires_secs").and_then(serde_json::Value::as_u64) {
+        let field = |name: &str| {
+            account
+                .get(name)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let mut line = format!(
+            "{:<16} {:<13} {}",
+            field("name"),
+            field("state"),
+            field("registrar")
+        );
+        if let Some(expires) = account
+            .get("expires_secs")
+            .and_then(serde_json::Value::as_u64)
+        {
             line.push_str(&format!(" (expires {expires} s)"));
         }
-        if let Some(code) = account.get("status_code").and_then(serde_json::Value::as_u64) {
+        if let Some(code) = account
+            .get("status_code")
+            .and_then(serde_json::Value::as_u64)
+        {
             line.push_str(&format!(" {code}"));
         }
         let reason = field("reason");

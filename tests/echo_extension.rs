@@ -60,18 +60,30 @@ fn echo_call_is_answered_with_our_media_address_and_ended_by_bye() {
     let body = String::from_utf8(ok.body.clone()).unwrap();
     assert!(body.contains("c=IN IP4 192.0.2.10\r\n"), "{body}");
     assert!(body.contains("m=audio 30000 RTP/AVP 0 101\r\n"), "{body}");
-    assert!(header_value(ok.headers(), "Contact").unwrap().contains("sip:echo@192.0.2.10:5062"));
+    assert!(
+        header_value(ok.headers(), "Contact")
+            .unwrap()
+            .contains("sip:echo@192.0.2.10:5062")
+    );
     let to = header_value(ok.headers(), "To").unwrap();
     let tag = to.split("tag=").nth(1).unwrap().to_owned();
 
     // No ACK yet: the 2xx is retransmitted (T1 = 500 ms).
     scenario.run_for(Duration::from_millis(600));
-    let twos = scenario.sent.iter().filter(|(_, t)| t.payload.starts_with(b"SIP/2.0 200")).count();
+    let twos = scenario
+        .sent
+        .iter()
+        .filter(|(_, t)| t.payload.starts_with(b"SIP/2.0 200"))
+        .count();
     assert_eq!(twos, 2);
 
     scenario.inject(caller(), &in_dialog("ACK", 1, &tag, "z9hG4bKack1"));
     scenario.run_for(Duration::from_secs(10));
-    let twos_after_ack = scenario.sent.iter().filter(|(_, t)| t.payload.starts_with(b"SIP/2.0 200")).count();
+    let twos_after_ack = scenario
+        .sent
+        .iter()
+        .filter(|(_, t)| t.payload.starts_with(b"SIP/2.0 200"))
+        .count();
     assert_eq!(twos_after_ack, 2, "the ACK stopped retransmission");
 
     let replies = scenario.inject(caller(), &in_dialog("BYE", 2, &tag, "z9hG4bKbye1"));
@@ -83,13 +95,24 @@ fn echo_call_is_answered_with_our_media_address_and_ended_by_bye() {
     let [SipMessage::Response(again)] = replies.as_slice() else {
         panic!("{replies:?}");
     };
-    assert_eq!(u16::from(again.status_code.clone()), 481, "the dialog is gone");
+    assert_eq!(
+        u16::from(again.status_code.clone()),
+        481,
+        "the dialog is gone"
+    );
 }
 
 #[test]
 fn offer_without_audio_gets_488() {
     let mut scenario = Scenario::new(core_config(Vec::new()), Vec::new());
-    let text = invite().replace("m=audio 4000 RTP/AVP 0 8 101", "m=video 4000 RTP/AVP 0 8 101");
+    let text = invite().replace(
+        "m=audio 4000 RTP/AVP 0 8 101",
+        "m=video 4000 RTP/AVP 0 8 101",
+    );
     let replies = scenario.inject(caller(), &text);
-    assert!(replies.iter().any(|m| matches!(m, SipMessage::Response(r) if u16::from(r.status_code.clone()) == 488)));
+    assert!(
+        replies.iter().any(
+            |m| matches!(m, SipMessage::Response(r) if u16::from(r.status_code.clone()) == 488)
+        )
+    );
 }

@@ -7,11 +7,17 @@ use common::*;
 
 #[test]
 fn raises_expires_to_min_expires_and_registers() {
-    let behaviour = RegistrarBehaviour { min_expires_secs: Some(1800), ..Default::default() };
+    let behaviour = RegistrarBehaviour {
+        min_expires_secs: Some(1800),
+        ..Default::default()
+    };
     let mut scenario = Scenario::with_registrar(behaviour);
     scenario.run_for(Duration::from_secs(1));
 
-    assert_eq!(scenario.event_types(), ["registration.registering", "registration.registered"]);
+    assert_eq!(
+        scenario.event_types(),
+        ["registration.registering", "registration.registered"]
+    );
     let registers = scenario.sent_registers();
     let last = &registers.last().unwrap().1;
     assert_eq!(header_of(last, "Expires"), Some("1800"));
@@ -28,6 +34,9 @@ fn a_second_423_in_one_attempt_fails_instead_of_looping() {
     };
     let mut scenario = Scenario::with_registrar(behaviour);
     scenario.run_for(Duration::from_secs(1));
-    assert_eq!(scenario.event_types(), ["registration.registering", "registration.failed"]);
+    assert_eq!(
+        scenario.event_types(),
+        ["registration.registering", "registration.failed"]
+    );
     assert_eq!(scenario.sent_registers().len(), 1);
 }

@@ -29,7 +29,13 @@ Content-Length: 0\r\n\r\n";
 #[test]
 fn garbage_is_dropped_and_counted_and_the_engine_goes_on() {
     let mut scenario = Scenario::new(core_config(Vec::new()), Vec::new());
-    for junk in ["\u{0}\u{1}\u{2}", "HELLO", "SIP/2.0 200\r\n\r\n", "INVITE\r\n\r\n", &"A".repeat(70_000)] {
+    for junk in [
+        "\u{0}\u{1}\u{2}",
+        "HELLO",
+        "SIP/2.0 200\r\n\r\n",
+        "INVITE\r\n\r\n",
+        &"A".repeat(70_000),
+    ] {
         let replies = scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), junk);
         assert!(replies.is_empty(), "{junk:.20}");
     }
@@ -38,5 +44,10 @@ fn garbage_is_dropped_and_counted_and_the_engine_goes_on() {
     let options = "OPTIONS sip:1001@192.0.2.10:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKok\r\n\
 From: <sip:pbx@example.test>;tag=1\r\nTo: <sip:1001@example.test>\r\nCall-ID: ok@1\r\nCSeq: 1 OPTIONS\r\n\
 Content-Length: 0\r\n\r\n";
-    assert_eq!(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), options).len(), 1);
+    assert_eq!(
+        scenario
+            .inject(Peer::udp(addr(REGISTRAR_ADDR)), options)
+            .len(),
+        1
+    );
 }

@@ -29,10 +29,16 @@ fn sends_double_crlf_keepalives_while_registered() {
 
 #[test]
 fn no_keepalive_when_disabled_or_unregistered() {
-    let behaviour = RegistrarBehaviour { password: "wrong".into(), ..Default::default() };
+    let behaviour = RegistrarBehaviour {
+        password: "wrong".into(),
+        ..Default::default()
+    };
     let mut config = core_config(vec![account(&[REGISTRAR_ADDR], TransportKind::Udp)]);
     config.keepalive = Some(Duration::from_secs(25));
-    let mut scenario = Scenario::new(config, vec![TestRegistrar::new(addr(REGISTRAR_ADDR), behaviour)]);
+    let mut scenario = Scenario::new(
+        config,
+        vec![TestRegistrar::new(addr(REGISTRAR_ADDR), behaviour)],
+    );
     scenario.run_for(Duration::from_secs(100));
     assert!(!scenario.sent.iter().any(|(_, t)| t.payload == b"\r\n\r\n"));
 }
@@ -48,7 +54,13 @@ fn re_registers_with_the_address_the_registrar_reports() {
 
     let registers = scenario.sent_registers();
     let last = &registers.last().unwrap().1;
-    assert!(header_of(last, "Contact").unwrap().contains("sip:1001@203.0.113.7:40000"), "{:?}", header_of(last, "Contact"));
+    assert!(
+        header_of(last, "Contact")
+            .unwrap()
+            .contains("sip:1001@203.0.113.7:40000"),
+        "{:?}",
+        header_of(last, "Contact")
+    );
     match &scenario.events.last().unwrap().1 {
         ringside::events::Event::RegistrationRegistered { contact, .. } => {
             assert_eq!(contact, "sip:1001@203.0.113.7:40000");
@@ -59,5 +71,8 @@ fn re_registers_with_the_address_the_registrar_reports() {
     scenario.registrars[0].behaviour.observed_source = Some(addr("203.0.113.7:40001"));
     scenario.run_for(Duration::from_secs(600));
     let bindings: Vec<&String> = scenario.registrars[0].bindings.keys().collect();
-    assert!(bindings.iter().any(|b| b.contains("203.0.113.7:40001")), "{bindings:?}");
+    assert!(
+        bindings.iter().any(|b| b.contains("203.0.113.7:40001")),
+        "{bindings:?}"
+    );
 }

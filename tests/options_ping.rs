@@ -27,10 +27,20 @@ fn options_gets_200_with_allow_accept_and_supported() {
     for method in ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"] {
         assert!(allow.contains(method), "{allow}");
     }
-    assert_eq!(header_value(response.headers(), "Accept"), Some("application/sdp"));
+    assert_eq!(
+        header_value(response.headers(), "Accept"),
+        Some("application/sdp")
+    );
     assert!(response.headers().iter().any(|h| h.name() == "Supported"));
-    assert!(header_value(response.headers(), "To").unwrap().contains(";tag="));
-    assert_eq!(header_value(response.headers(), "Call-ID"), Some("options-1@192.0.2.1"));
+    assert!(
+        header_value(response.headers(), "To")
+            .unwrap()
+            .contains(";tag=")
+    );
+    assert_eq!(
+        header_value(response.headers(), "Call-ID"),
+        Some("options-1@192.0.2.1")
+    );
 }
 
 #[test]
@@ -39,5 +49,8 @@ fn retransmitted_options_gets_the_same_response_without_new_state() {
     let first = scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), OPTIONS);
     let second = scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), OPTIONS);
     assert_eq!(first.len(), 1);
-    assert_eq!(first, second, "the server transaction absorbs the retransmission");
+    assert_eq!(
+        first, second,
+        "the server transaction absorbs the retransmission"
+    );
 }

@@ -33,32 +33,50 @@ fn code(response: &Response) -> u16 {
 
 #[test]
 fn unsupported_methods_get_405_with_allow() {
-    for method in ["SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "INFO", "UPDATE", "PUBLISH", "REGISTER"] {
+    for method in [
+        "SUBSCRIBE",
+        "NOTIFY",
+        "REFER",
+        "MESSAGE",
+        "INFO",
+        "UPDATE",
+        "PUBLISH",
+        "REGISTER",
+    ] {
         let mut scenario = Scenario::new(core_config(Vec::new()), Vec::new());
-        let response = only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &request(method, "")));
+        let response =
+            only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &request(method, "")));
         assert_eq!(code(&response), 405, "{method}");
-        assert!(header_value(response.headers(), "Allow").is_some(), "{method}");
+        assert!(
+            header_value(response.headers(), "Allow").is_some(),
+            "{method}"
+        );
     }
 }
 
 #[test]
 fn bye_outside_a_dialog_gets_481() {
     let mut scenario = Scenario::new(core_config(Vec::new()), Vec::new());
-    let response = only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &request("BYE", ";tag=ours")));
+    let response = only_response(scenario.inject(
+        Peer::udp(addr(REGISTRAR_ADDR)),
+        &request("BYE", ";tag=ours"),
+    ));
     assert_eq!(code(&response), 481);
 }
 
 #[test]
 fn cancel_matching_nothing_gets_481() {
     let mut scenario = Scenario::new(core_config(Vec::new()), Vec::new());
-    let response = only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &request("CANCEL", "")));
+    let response =
+        only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &request("CANCEL", "")));
     assert_eq!(code(&response), 481);
 }
 
 #[test]
 fn required_extension_we_lack_gets_420_with_unsupported() {
     let mut scenario = Scenario::new(core_config(Vec::new()), Vec::new());
-    let text = request("OPTIONS", "").replace("Content-Length: 0", "Require: foo\r\nContent-Length: 0");
+    let text =
+        request("OPTIONS", "").replace("Content-Length: 0", "Require: foo\r\nContent-Length: 0");
     let response = only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &text));
     assert_eq!(code(&response), 420);
     assert_eq!(header_value(response.headers(), "Unsupported"), Some("foo"));
@@ -67,6 +85,7 @@ fn required_extension_we_lack_gets_420_with_unsupported() {
 #[test]
 fn invite_for_a_user_other_than_echo_gets_480() {
     let mut scenario = Scenario::new(core_config(Vec::new()), Vec::new());
-    let response = only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &request("INVITE", "")));
+    let response =
+        only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &request("INVITE", "")));
     assert_eq!(code(&response), 480);
 }

@@ -8,14 +8,28 @@ use ringside::events::Event;
 
 #[test]
 fn wrong_password_fails_once_then_backs_off() {
-    let behaviour = RegistrarBehaviour { password: "not-the-password".into(), ..Default::default() };
+    let behaviour = RegistrarBehaviour {
+        password: "not-the-password".into(),
+        ..Default::default()
+    };
     let mut scenario = Scenario::with_registrar(behaviour);
     scenario.run_for(Duration::from_secs(1));
 
-    assert_eq!(scenario.event_types(), ["registration.registering", "registration.failed"]);
-    assert_eq!(scenario.sent_registers().len(), 2, "one without, one with credentials; no third");
+    assert_eq!(
+        scenario.event_types(),
+        ["registration.registering", "registration.failed"]
+    );
+    assert_eq!(
+        scenario.sent_registers().len(),
+        2,
+        "one without, one with credentials; no third"
+    );
     match &scenario.events[1].1 {
-        Event::RegistrationFailed { status_code, retry_in_secs, .. } => {
+        Event::RegistrationFailed {
+            status_code,
+            retry_in_secs,
+            ..
+        } => {
             assert_eq!(*status_code, Some(401));
             assert!(retry_in_secs.is_some());
         }
@@ -27,7 +41,10 @@ fn wrong_password_fails_once_then_backs_off() {
 
 #[test]
 fn back_off_grows_and_is_capped() {
-    let behaviour = RegistrarBehaviour { password: "not-the-password".into(), ..Default::default() };
+    let behaviour = RegistrarBehaviour {
+        password: "not-the-password".into(),
+        ..Default::default()
+    };
     let mut scenario = Scenario::with_registrar(behaviour);
     scenario.run_for(Duration::from_secs(6 * 3600));
 
@@ -51,7 +68,10 @@ fn back_off_grows_and_is_capped() {
 
 #[test]
 fn the_password_never_appears_in_events_or_status() {
-    let behaviour = RegistrarBehaviour { password: "not-the-password".into(), ..Default::default() };
+    let behaviour = RegistrarBehaviour {
+        password: "not-the-password".into(),
+        ..Default::default()
+    };
     let mut scenario = Scenario::with_registrar(behaviour);
     scenario.run_for(Duration::from_secs(1));
     for (_, event) in &scenario.events {

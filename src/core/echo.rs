@@ -68,24 +68,54 @@ impl EchoExtension {
         tag: &str,
         user_agent: &str,
     ) -> Option<Response> {
-        let for_echo = request.uri.auth.as_ref().is_some_and(|auth| auth.user == ECHO_USER);
+        let for_echo = request
+            .uri
+            .auth
+            .as_ref()
+            .is_some_and(|auth| auth.user == ECHO_USER);
         let media = self.media?;
         if !for_echo {
             return None;
         }
-        let call_id = header_value(request.headers(), "Call-ID").unwrap_or_default().to_owned();
+        let call_id = header_value(request.headers(), "Call-ID")
+            .unwrap_or_default()
+            .to_owned();
         let to_tag = header_value(request.headers(), "To").and_then(|to| header_param(to, "tag"));
         let our_tag = match to_tag {
             // A re-INVITE in an echo dialog: answer it the same way.
-            Some(existing) if self.calls.contains_key(&(call_id.clone(), existing.to_owned())) => existing.to_owned(),
-            Some(_) => return Some(response_to(request, 481, Some("Call/Transaction Does Not Exist"), None)),
-            None if self.calls.len() >= MAX_ECHO_CALLS => return Some(response_to(request, 486, None, Some(tag))),
+            Some(existing)
+                if self
+                    .calls
+                    .contains_key(&(call_id.clone(), existing.to_owned())) =>
+            {
+                existing.to_owned()
+            }
+            Some(_) => {
+                return Some(response_to(
+                    request,
+                    481,
+                    Some("Call/Transaction Does Not Exist"),
+                    None,
+                ));
+            }
+            None if self.calls.len() >= MAX_ECHO_CALLS => {
+                return Some(response_to(request, 486, None, Some(tag)));
+            }
             None => tag.to_owned(),
         };
-        let media_ip = if media.ip().is_unspecified() { local.ip() } else { media.ip() };
-        let Some(answer_sdp) = answer(&String::from_utf8_lossy(&request.body), SocketAddr::new(media_ip, media.port())) else {
+        let media_ip = if media.ip().is_unspecified() {
+            local.ip()
+        } else {
+            media.ip()
+        };
+        let Some(answer_sdp) = answer(
+            &String::from_utf8_lossy(&request.body),
+            SocketAddr::new(media_ip, media.port()),
+        ) else {
             let mut response = response_to(request, 488, None, Some(&our_tag));
-            response.headers.push(header("Warning", "304 ringside \"no audio codec offered\""));
+            response
+                .headers
+                .push(header("Warning", "304 ringside \"no audio codec offered\""));
             return Some(response);
         };
         let mut response = response_to(request, 200, None, Some(&our_tag));
@@ -94,10 +124,19 @@ impl EchoExtension {
             ringside_config::TransportKind::Tcp => ";transport=tcp",
             ringside_config::TransportKind::Tls => ";transport=tls",
         };
-        response.headers.push(header("Contact", format!("<sip:{ECHO_USER}@{local}{transport}>")));
-        response.headers.push(header("Allow", super::ALLOWED_METHODS));
-        response.headers.push(header("User-Agent", user_agent.to_owned()));
-        response.headers.push(header("Content-Type", "application/sdp"));
+        response.headers.push(header(
+            "Contact",
+            format!("<sip:{ECHO_USER}@{local}{transport}>"),
+        ));
+        response
+            .headers
+            .push(header("Allow", super::ALLOWED_METHODS));
+        response
+            .headers
+            .push(header("User-Agent", user_agent.to_owned()));
+        response
+            .headers
+            .push(header("Content-Type", "application/sdp"));
         response.body = answer_sdp.into_bytes();
         let t1 = self.timers.t1;
         self.calls.insert(
@@ -162,7 +201,9 @@ impl EchoExtension {
 }
 
 fn dialog_key(request: &Request) -> (String, String) {
-    let call_id = header_value(request.headers(), "Call-ID").unwrap_or_default().to_owned();
+    let call_id = header_value(request.headers(), "Call-ID")
+        .unwrap_or_default()
+        .to_owned();
     let tag = header_value(request.headers(), "To")
         .and_then(|to| header_param(to, "tag"))
         .unwrap_or_default()
@@ -200,20 +241,39 @@ pub fn answer(offer: &str, media: SocketAddr) -> Option<String> {
             .collect();
         let rtpmap = |pt: &str| {
             let prefix = format!("a=rtpmap:{pt} ");
-            section.iter().find(|line| line.starts_with(&prefix)).copied()
+            section
+                .iter()
+                .find(|line| line.starts_with(&prefix))
+                .copied()
         };
-        let is_event = |pt: &str| rtpmap(pt).is_some_and(|map| map.to_ascii_lowercase().contains("telephone-event"));
-        let is_comfort_noise = |pt: &str| pt == "13" || rtpmap(pt).is_some_and(|map| map.to_ascii_uppercase().contains(" CN/"));
-        let codec = offered.iter().find(|pt| !is_event(pt) && !is_comfort_noise(pt))?;
+        let is_event = |pt: &str| {
+            rtpmap(pt).is_some_and(|map| map.to_ascii_lowercase().contains("telephone-event"))
+        };
+        let is_comfort_noise = |pt: &str| {
+            pt == "13" || rtpmap(pt).is_some_and(|map| map.to_ascii_uppercase().contains(" CN/"))
+        };
+        let codec = offered
+            .iter()
+            .find(|pt| !is_event(pt) && !is_comfort_noise(pt))?;
         let event = offered.iter().find(|pt| is_event(pt));
         for pt in std::iter::once(codec).chain(event) {
             payload_types.push((*pt).to_owned());
             let fmtp = format!("a=fmtp:{pt} ");
             attributes.extend(rtpmap(pt).map(str::to_owned));
-            attributes.extend(section.iter().filter(|line| line.starts_with(&fmtp)).map(|line| (*line).to_owned()));
+            attributes.extend(
+                section
+                    .iter()
+                    .filter(|line| line.starts_with(&fmtp))
+                    .map(|line| (*line).to_owned()),
+            );
         }
         for attribute in ["a=ptime:", "a=maxptime:"] {
-            attributes.extend(section.iter().filter(|line| line.starts_with(attribute)).map(|line| (*line).to_owned()));
+            attributes.extend(
+                section
+                    .iter()
+                    .filter(|line| line.starts_with(attribute))
+                    .map(|line| (*line).to_owned()),
+            );
         }
     }
     let family = if media.is_ipv6() { "IP6" } else { "IP4" };
@@ -255,7 +315,13 @@ mod tests {
         let media = "127.0.0.1:30000".parse().unwrap();
         assert!(answer("v=0\r\nm=video 5000 RTP/AVP 96\r\n", media).is_none());
         assert!(answer("v=0\r\nm=audio 0 RTP/AVP 0\r\n", media).is_none());
-        assert!(answer("v=0\r\nm=audio 4000 RTP/AVP 101\r\na=rtpmap:101 telephone-event/8000\r\n", media).is_none());
+        assert!(
+            answer(
+                "v=0\r\nm=audio 4000 RTP/AVP 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+                media
+            )
+            .is_none()
+        );
     }
 
     #[test]

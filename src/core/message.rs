@@ -3,10 +3,13 @@
 
 use rand::{Rng, RngExt};
 
-use super::sip::{Header, Headers, HasHeaders, Request, Response, StatusCode, Version};
+use super::sip::{HasHeaders, Header, Headers, Request, Response, StatusCode, Version};
 
 /// Values of every header called `name` (full or compact form already mapped by the parser).
-pub fn header_values<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+pub fn header_values<'a>(
+    headers: &'a Headers,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .iter()
         .filter(move |header| header.name().eq_ignore_ascii_case(name))
@@ -32,7 +35,9 @@ pub fn header_param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
     };
     after_uri.split(';').skip(1).find_map(|param| {
         let (key, val) = param.split_once('=').unwrap_or((param, ""));
-        key.trim().eq_ignore_ascii_case(name).then(|| val.trim().trim_matches('"'))
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| val.trim().trim_matches('"'))
     })
 }
 
@@ -46,7 +51,12 @@ pub fn addr_uri(value: &str) -> &str {
 
 /// A response to `request` copying Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2). A To tag
 /// is added when the request's To has none and `to_tag` is given.
-pub fn response_to(request: &Request, code: u16, reason: Option<&str>, to_tag: Option<&str>) -> Response {
+pub fn response_to(
+    request: &Request,
+    code: u16,
+    reason: Option<&str>,
+    to_tag: Option<&str>,
+) -> Response {
     let mut headers = Headers::default();
     for header in request.headers().iter() {
         let name = header.name();

@@ -146,12 +146,16 @@ impl Core {
             }
             Command::Unregister { account } => {
                 let index = self.account_index(&account)?;
-                self.with_registration(now, index, |registration, ctx| registration.unregister(ctx));
+                self.with_registration(now, index, |registration, ctx| {
+                    registration.unregister(ctx)
+                });
             }
             Command::Shutdown => {
                 self.shutting_down = true;
                 for index in 0..self.registrations.len() {
-                    self.with_registration(now, index, |registration, ctx| registration.unregister(ctx));
+                    self.with_registration(now, index, |registration, ctx| {
+                        registration.unregister(ctx)
+                    });
                 }
             }
         }
@@ -172,9 +176,13 @@ impl Core {
         self.transactions.handle_timeout(now);
         self.process_transaction_events(now, SocketAddr::from(([0, 0, 0, 0], 0)));
         for index in 0..self.registrations.len() {
-            let due = self.registrations[index].poll_timeout().is_some_and(|at| at <= now);
+            let due = self.registrations[index]
+                .poll_timeout()
+                .is_some_and(|at| at <= now);
             if due {
-                self.with_registration(now, index, |registration, ctx| registration.handle_timeout(ctx));
+                self.with_registration(now, index, |registration, ctx| {
+                    registration.handle_timeout(ctx)
+                });
             }
         }
         self.echo.handle_timeout(now, &mut self.transactions);
@@ -194,16 +202,27 @@ impl Core {
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let registration = self.registrations.iter().filter_map(Registration::poll_timeout).min();
-        [self.transactions.poll_timeout(), registration, self.echo.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        let registration = self
+            .registrations
+            .iter()
+            .filter_map(Registration::poll_timeout)
+            .min();
+        [
+            self.transactions.poll_timeout(),
+            registration,
+            self.echo.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Registration state of every account, for status displays.
     pub fn registrations(&self) -> Vec<RegistrationStatus> {
-        self.registrations.iter().map(Registration::status).collect()
+        self.registrations
+            .iter()
+            .map(Registration::status)
+            .collect()
     }
 
     pub fn stats(&self) -> CoreStats {
@@ -264,7 +283,11 @@ impl Core {
                         });
                     }
                 }
-                TxEvent::Request { tx, request, source } => self.handle_request(now, local, tx, request, source),
+                TxEvent::Request {
+                    tx,
+                    request,
+                    source,
+                } => self.handle_request(now, local, tx, request, source),
                 TxEvent::AckForSuccess { request, .. } => self.echo.handle_ack(&request),
                 TxEvent::StrayResponse { response, source } => {
                     tracing::debug!(status = %response.status_code, %source.addr, "response matching no transaction dropped");
@@ -277,7 +300,14 @@ impl Core {
     }
 
     /// Requests that start a server transaction: OPTIONS, the echo extension, and refusals.
-    fn handle_request(&mut self, now: Instant, local: SocketAddr, tx: ServerTxId, request: Request, source: Peer) {
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        tx: ServerTxId,
+        request: Request,
+        source: Peer,
+    ) {
         let tag = random_token(&mut self.rng, 12);
         if let Some(unsupported) = unsupported_extensions(&request) {
             let mut response = response_to(&request, 420, None, Some(&tag));
@@ -291,20 +321,23 @@ impl Core {
                 response.headers.push(header("Allow", ALLOWED_METHODS));
                 response.headers.push(header("Accept", "application/sdp"));
                 response.headers.push(header("Supported", ""));
-                response.headers.push(header("User-Agent", self.user_agent.clone()));
+                response
+                    .headers
+                    .push(header("User-Agent", self.user_agent.clone()));
                 response
             }
             Method::Invite => {
-                let answer = self.echo.handle_invite(now, local, source, &request, &tag, &self.user_agent);
+                let answer =
+                    self.echo
+                        .handle_invite(now, local, source, &request, &tag, &self.user_agent);
                 answer.unwrap_or_else(|| {
                     // Calls to anyone but the echo extension arrive with the calls feature.
                     response_to(&request, 480, Some("Temporarily Unavailable"), Some(&tag))
                 })
             }
-            Method::Bye => self
-                .echo
-                .handle_bye(&request)
-                .unwrap_or_else(|| response_to(&request, 481, Some("Call/Transaction Does Not Exist"), None)),
+            Method::Bye => self.echo.handle_bye(&request).unwrap_or_else(|| {
+                response_to(&request, 481, Some("Call/Transaction Does Not Exist"), None)
+            }),
             Method::Cancel => {
                 // Every INVITE we accept is answered at once, so a CANCEL is either late (200, no
                 // effect, RFC 3261 §9.2) or matches nothing (481).
@@ -338,14 +371,17 @@ impl Core {
 
     /// RFC 3261 §21.4.1: a malformed request gets `400 <what was wrong>` when it can be answered.
     fn answer_malformed(&mut self, rejected: wire::Rejected, source: Peer) {
-        let answerable = rejected.request.filter(|request| request.method != Method::Ack);
+        let answerable = rejected
+            .request
+            .filter(|request| request.method != Method::Ack);
         match answerable {
             Some(request) => {
                 self.stats.malformed_answered += 1;
                 let phrase = reason_phrase(&rejected.error.to_string());
                 let tag = random_token(&mut self.rng, 12);
                 let response = response_to(&request, 400, Some(&phrase), Some(&tag));
-                self.transactions.send_stateless(SipMessage::Response(response), source);
+                self.transactions
+                    .send_stateless(SipMessage::Response(response), source);
             }
             None => {
                 self.stats.malformed_dropped += 1;
@@ -399,7 +435,13 @@ mod tests {
             headers: vec![header("Require", "100rel, timer")].into(),
             body: Vec::new(),
         };
-        assert_eq!(header_value(request.headers(), "require"), Some("100rel, timer"));
-        assert_eq!(unsupported_extensions(&request).as_deref(), Some("100rel, timer"));
+        assert_eq!(
+            header_value(request.headers(), "require"),
+            Some("100rel, timer")
+        );
+        assert_eq!(
+            unsupported_extensions(&request).as_deref(),
+            Some("100rel, timer")
+        );
     }
 }

@@ -24,7 +24,10 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-use super::message::{addr_uri, header, reason_phrase, header_param, header_value, header_values, new_branch, random_token};
+use super::message::{
+    addr_uri, header, header_param, header_value, header_values, new_branch, random_token,
+    reason_phrase,
+};
 use super::sip::digest::{self, Challenge, DigestInput};
 use super::sip::{HasHeaders, Headers, Method, Request, Response, Uri, Version};
 use super::transaction::{ClientTxId, TransactionLayer};
@@ -158,7 +161,11 @@ pub struct Registration {
 impl Registration {
     pub fn new(setup: AccountSetup, rng: &mut StdRng) -> Self {
         let requested_expires_secs = setup.expires_secs;
-        let call_ids: Vec<String> = setup.targets.iter().map(|_| random_token(rng, 24)).collect();
+        let call_ids: Vec<String> = setup
+            .targets
+            .iter()
+            .map(|_| random_token(rng, 24))
+            .collect();
         Self {
             call_id: call_ids.first().cloned().unwrap_or_default(),
             call_ids,
@@ -203,7 +210,11 @@ impl Registration {
             state: self.state,
             registrar: self.target().map(|t| t.uri.clone()).unwrap_or_default(),
             contact: registered.then(|| self.contact_uri()),
-            expires_secs: if registered { self.granted_expires_secs } else { None },
+            expires_secs: if registered {
+                self.granted_expires_secs
+            } else {
+                None
+            },
             status_code,
             reason,
         }
@@ -211,7 +222,10 @@ impl Registration {
 
     /// The earliest instant this registration wants `handle_timeout`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.next_attempt_at, self.next_keepalive_at].into_iter().flatten().min()
+        [self.next_attempt_at, self.next_keepalive_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Starts registering to the primary registrar.
@@ -224,7 +238,10 @@ impl Registration {
     pub fn unregister(&mut self, ctx: &mut Context<'_>) {
         self.next_attempt_at = None;
         self.next_keepalive_at = None;
-        let bound = matches!(self.state, RegistrationState::Registered | RegistrationState::Registering);
+        let bound = matches!(
+            self.state,
+            RegistrationState::Registered | RegistrationState::Registering
+        );
         if !bound {
             self.pending = None;
             self.state = RegistrationState::Unregistered;
@@ -259,8 +276,13 @@ impl Registration {
     }
 
     /// Handles a response if it answers this registration's request; returns whether it did.
-    pub fn handle_response(&mut self, ctx: &mut Context<'_>, tx: ClientTxId, response: &Response) -> bool {
-        if !self.pending.as_ref().is_some_and(|p| p.tx == tx) {
+    pub fn handle_response(
+        &mut self,
+        ctx: &mut Context<'_>,
+        tx: ClientTxId,
+        response: &Response,
+    ) -> bool {
+        if self.pending.as_ref().is_none_or(|p| p.tx != tx) {
             return false;
         };
         let code = u16::from(response.status_code.clone());
@@ -275,13 +297,24 @@ impl Registration {
             200..=299 => self.on_success(ctx, pending, response),
             401 | 407 => self.on_challenge(ctx, pending, response, code, reason),
             423 => self.on_interval_too_brief(ctx, pending, response, reason),
-            _ => self.on_failure(ctx, pending.purpose, Some(code), reason, retry_after_secs(response)),
+            _ => self.on_failure(
+                ctx,
+                pending.purpose,
+                Some(code),
+                reason,
+                retry_after_secs(response),
+            ),
         }
         true
     }
 
     /// Timer F (or a transport failure): no final response.
-    pub fn handle_no_response(&mut self, ctx: &mut Context<'_>, tx: ClientTxId, reason: &str) -> bool {
+    pub fn handle_no_response(
+        &mut self,
+        ctx: &mut Context<'_>,
+        tx: ClientTxId,
+        reason: &str,
+    ) -> bool {
         match self.pending.take() {
             Some(pending) if pending.tx == tx => {
                 self.on_failure(ctx, pending.purpose, None, reason.to_owned(), None);
@@ -340,7 +373,9 @@ impl Registration {
 
     fn contact_addr(&self) -> Option<SocketAddr> {
         let target = self.target()?;
-        let public = self.public_addr.filter(|_| target.next_hop.transport == TransportKind::Udp);
+        let public = self
+            .public_addr
+            .filter(|_| target.next_hop.transport == TransportKind::Udp);
         Some(public.unwrap_or(target.local_addr))
     }
 
@@ -349,7 +384,12 @@ impl Registration {
             return String::new();
         };
         let addr = self.contact_addr().unwrap_or(target.local_addr);
-        format!("sip:{}@{}{}", self.setup.user, addr, transport_param(target.next_hop.transport))
+        format!(
+            "sip:{}@{}{}",
+            self.setup.user,
+            addr,
+            transport_param(target.next_hop.transport)
+        )
     }
 
     fn aor(&self) -> String {
@@ -383,17 +423,27 @@ impl Registration {
         let mut headers = Headers::default();
         headers.push(header(
             "Via",
-            format!("SIP/2.0/{transport} {};rport;branch={}", target.local_addr, new_branch(ctx.rng)),
+            format!(
+                "SIP/2.0/{transport} {};rport;branch={}",
+                target.local_addr,
+                new_branch(ctx.rng)
+            ),
         ));
         if let Some(route) = &target.route {
             headers.push(header("Route", route.clone()));
         }
         headers.push(header("Max-Forwards", "70"));
-        headers.push(header("From", format!("{};tag={}", self.aor(), self.from_tag)));
+        headers.push(header(
+            "From",
+            format!("{};tag={}", self.aor(), self.from_tag),
+        ));
         headers.push(header("To", self.aor()));
         headers.push(header("Call-ID", self.call_id.clone()));
         headers.push(header("CSeq", format!("{} REGISTER", self.cseq)));
-        headers.push(header("Contact", format!("<{}>;expires={expires}", self.contact_uri())));
+        headers.push(header(
+            "Contact",
+            format!("<{}>;expires={expires}", self.contact_uri()),
+        ));
         headers.push(header("Expires", expires.to_string()));
         headers.push(header("Allow", super::ALLOWED_METHODS));
         headers.push(header("User-Agent", ctx.user_agent.to_owned()));
@@ -412,7 +462,11 @@ impl Registration {
             };
             match digest::authorization_value(&credentials.challenge, &input) {
                 Ok(value) => {
-                    let name = if credentials.proxy { "Proxy-Authorization" } else { "Authorization" };
+                    let name = if credentials.proxy {
+                        "Proxy-Authorization"
+                    } else {
+                        "Authorization"
+                    };
                     headers.push(header(name, value));
                     sent_credentials = true;
                 }
@@ -422,7 +476,13 @@ impl Registration {
             }
         }
         let Ok(uri) = Uri::try_from(request_uri.as_str()) else {
-            self.on_failure(ctx, purpose, None, format!("bad registrar URI {request_uri}"), None);
+            self.on_failure(
+                ctx,
+                purpose,
+                None,
+                format!("bad registrar URI {request_uri}"),
+                None,
+            );
             return;
         };
         let request = Request {
@@ -432,7 +492,10 @@ impl Registration {
             headers,
             body: Vec::new(),
         };
-        match ctx.transactions.send_request(ctx.now, request, target.next_hop) {
+        match ctx
+            .transactions
+            .send_request(ctx.now, request, target.next_hop)
+        {
             Ok(tx) => {
                 self.pending = Some(Pending {
                     tx,
@@ -443,7 +506,13 @@ impl Registration {
                 });
             }
             Err(error) => {
-                self.on_failure(ctx, purpose, None, format!("cannot send REGISTER: {error}"), None);
+                self.on_failure(
+                    ctx,
+                    purpose,
+                    None,
+                    format!("cannot send REGISTER: {error}"),
+                    None,
+                );
             }
         }
     }
@@ -454,16 +523,25 @@ impl Registration {
             return;
         }
         let contact = self.contact_uri();
-        let granted = granted_expires(response.headers(), &contact).unwrap_or(self.requested_expires_secs);
+        let granted =
+            granted_expires(response.headers(), &contact).unwrap_or(self.requested_expires_secs);
         if granted == 0 {
-            self.on_failure(ctx, Purpose::Register, Some(200), "registrar granted no binding".into(), None);
+            self.on_failure(
+                ctx,
+                Purpose::Register,
+                Some(200),
+                "registrar granted no binding".into(),
+                None,
+            );
             return;
         }
         // RFC 3581: the registrar tells us where our packets came from; a new address means a
         // NAT binding changed, and the registrar must learn the Contact that now reaches us.
         if let Some(seen) = observed_address(response.headers()) {
             let current = self.contact_addr();
-            let udp = self.target().is_some_and(|t| t.next_hop.transport == TransportKind::Udp);
+            let udp = self
+                .target()
+                .is_some_and(|t| t.next_hop.transport == TransportKind::Udp);
             if udp && current != Some(seen) && self.public_addr != Some(seen) {
                 tracing::info!(account = %self.setup.name, address = %seen, "registrar sees a different address: registering it");
                 self.public_addr = Some(seen);
@@ -471,7 +549,8 @@ impl Registration {
                 return;
             }
         }
-        let newly = self.state != RegistrationState::Registered || self.granted_expires_secs != Some(granted);
+        let newly = self.state != RegistrationState::Registered
+            || self.granted_expires_secs != Some(granted);
         self.state = RegistrationState::Registered;
         self.granted_expires_secs = Some(granted);
         self.consecutive_failures = 0;
@@ -490,17 +569,29 @@ impl Registration {
         }
     }
 
-    fn on_challenge(&mut self, ctx: &mut Context<'_>, pending: Pending, response: &Response, code: u16, reason: String) {
+    fn on_challenge(
+        &mut self,
+        ctx: &mut Context<'_>,
+        pending: Pending,
+        response: &Response,
+        code: u16,
+        reason: String,
+    ) {
         let proxy = code == 407;
-        let header_name = if proxy { "Proxy-Authenticate" } else { "WWW-Authenticate" };
-        let challenge = match digest::select_challenge(header_values(response.headers(), header_name)) {
-            Ok(challenge) => challenge,
-            Err(error) => {
-                let reason = format!("{reason} (cannot answer challenge: {error})");
-                self.on_failure(ctx, pending.purpose, Some(code), reason, None);
-                return;
-            }
+        let header_name = if proxy {
+            "Proxy-Authenticate"
+        } else {
+            "WWW-Authenticate"
         };
+        let challenge =
+            match digest::select_challenge(header_values(response.headers(), header_name)) {
+                Ok(challenge) => challenge,
+                Err(error) => {
+                    let reason = format!("{reason} (cannot answer challenge: {error})");
+                    self.on_failure(ctx, pending.purpose, Some(code), reason, None);
+                    return;
+                }
+            };
         // Credentials that were just refused, on a nonce that is not stale, are wrong: retrying
         // would only lock the account. Report once and back off.
         let refused = pending.sent_credentials && !challenge.stale;
@@ -521,10 +612,21 @@ impl Registration {
         );
     }
 
-    fn on_interval_too_brief(&mut self, ctx: &mut Context<'_>, pending: Pending, response: &Response, reason: String) {
-        let min_expires = header_value(response.headers(), "Min-Expires").and_then(|v| v.trim().parse::<u32>().ok());
+    fn on_interval_too_brief(
+        &mut self,
+        ctx: &mut Context<'_>,
+        pending: Pending,
+        response: &Response,
+        reason: String,
+    ) {
+        let min_expires = header_value(response.headers(), "Min-Expires")
+            .and_then(|v| v.trim().parse::<u32>().ok());
         match min_expires {
-            Some(min) if !pending.interval_raised && min > self.requested_expires_secs && pending.purpose == Purpose::Register => {
+            Some(min)
+                if !pending.interval_raised
+                    && min > self.requested_expires_secs
+                    && pending.purpose == Purpose::Register =>
+            {
                 self.requested_expires_secs = min;
                 self.send(ctx, Purpose::Register, pending.challenge_answers, true);
             }
@@ -580,7 +682,9 @@ impl Registration {
     /// a Retry-After from the registrar wins when it is longer.
     fn backoff(&self, rng: &mut StdRng, retry_after_secs: Option<u64>) -> Duration {
         let exponent = self.consecutive_failures.min(16);
-        let ceiling_secs = BACKOFF_BASE_SECS.saturating_mul(1 << exponent).min(BACKOFF_MAX_SECS);
+        let ceiling_secs = BACKOFF_BASE_SECS
+            .saturating_mul(1 << exponent)
+            .min(BACKOFF_MAX_SECS);
         let ceiling_ms = ceiling_secs * 1000;
         let drawn_ms = rng.random_range(ceiling_ms / 2..=ceiling_ms);
         let drawn = Duration::from_millis(drawn_ms);
@@ -601,7 +705,11 @@ impl Registration {
 /// through a short one.
 pub fn refresh_delay(granted_secs: u32) -> Duration {
     let granted = u64::from(granted_secs);
-    let secs = if granted > 64 { granted - 32 } else { granted / 2 };
+    let secs = if granted > 64 {
+        granted - 32
+    } else {
+        granted / 2
+    };
     Duration::from_secs(secs.max(1))
 }
 
@@ -637,8 +745,15 @@ fn split_contacts(value: &str) -> Vec<&str> {
 /// Compares contact URIs by user, host and port, ignoring parameter order and case of the host.
 fn same_contact(theirs: &str, ours: &str) -> bool {
     let core = |uri: &str| -> String {
-        let without_scheme = uri.trim().trim_start_matches("sip:").trim_start_matches("sips:");
-        without_scheme.split(';').next().unwrap_or("").to_ascii_lowercase()
+        let without_scheme = uri
+            .trim()
+            .trim_start_matches("sip:")
+            .trim_start_matches("sips:");
+        without_scheme
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
     };
     core(theirs) == core(ours)
 }
@@ -648,16 +763,18 @@ fn observed_address(headers: &Headers) -> Option<SocketAddr> {
     let via = header_value(headers, "Via")?;
     let via = via.split(',').next()?;
     let received: std::net::IpAddr = header_param(via, "received")?.parse().ok()?;
-    let port = header_param(via, "rport").and_then(|p| p.parse().ok()).or_else(|| {
-        let sent_by = via.split_whitespace().nth(1)?.split(';').next()?;
-        sent_by.parse::<SocketAddr>().ok().map(|addr| addr.port())
-    })?;
+    let port = header_param(via, "rport")
+        .and_then(|p| p.parse().ok())
+        .or_else(|| {
+            let sent_by = via.split_whitespace().nth(1)?.split(';').next()?;
+            sent_by.parse::<SocketAddr>().ok().map(|addr| addr.port())
+        })?;
     Some(SocketAddr::new(received, port))
 }
 
 fn retry_after_secs(response: &Response) -> Option<u64> {
     let value = header_value(response.headers(), "Retry-After")?;
-    value.split(|c: char| c == ';' || c == '(').next()?.trim().parse().ok()
+    value.split([';', '(']).next()?.trim().parse().ok()
 }
 
 pub(crate) fn transport_name(transport: TransportKind) -> &'static str {

@@ -13,10 +13,16 @@ pub struct Peer {
 
 impl Peer {
     pub fn udp(addr: SocketAddr) -> Self {
-        Self { transport: TransportKind::Udp, addr }
+        Self {
+            transport: TransportKind::Udp,
+            addr,
+        }
     }
     pub fn tcp(addr: SocketAddr) -> Self {
-        Self { transport: TransportKind::Tcp, addr }
+        Self {
+            transport: TransportKind::Tcp,
+            addr,
+        }
     }
     /// Reliable transports carry no SIP retransmissions (RFC 3261 §17).
     pub fn is_reliable(&self) -> bool {

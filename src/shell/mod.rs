@@ -59,7 +59,9 @@ pub enum StartError {
         uri: String,
         reason: String,
     },
-    #[error("account {account:?}: {uri} needs a {transport} listener: add \"{transport}:<ip>:<port>\" to [sip] listen")]
+    #[error(
+        "account {account:?}: {uri} needs a {transport} listener: add \"{transport}:<ip>:<port>\" to [sip] listen"
+    )]
     NoListener {
         account: String,
         uri: String,
@@ -72,9 +74,16 @@ pub enum StartError {
 /// Something a socket task tells the run loop.
 #[derive(Debug)]
 pub(crate) enum Inbound {
-    Datagram { local: SocketAddr, source: Peer, bytes: Vec<u8> },
+    Datagram {
+        local: SocketAddr,
+        source: Peer,
+        bytes: Vec<u8>,
+    },
     /// A TCP connection is ready to carry messages to `peer`.
-    Connected { peer: SocketAddr, writer: mpsc::Sender<Vec<u8>> },
+    Connected {
+        peer: SocketAddr,
+        writer: mpsc::Sender<Vec<u8>>,
+    },
     /// A TCP connection failed or closed.
     Closed { peer: SocketAddr, reason: String },
 }
@@ -88,22 +97,36 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     for listen in &config.sip.listen {
         match listen.transport {
             TransportKind::Udp => {
-                let socket = UdpSocket::bind(listen.addr).await.map_err(|source| listen_error(listen, source))?;
+                let socket = UdpSocket::bind(listen.addr)
+                    .await
+                    .map_err(|source| listen_error(listen, source))?;
                 let socket = Arc::new(socket);
-                let local = socket.local_addr().map_err(|source| listen_error(listen, source))?;
+                let local = socket
+                    .local_addr()
+                    .map_err(|source| listen_error(listen, source))?;
                 tokio::spawn(udp_reader(Arc::clone(&socket), local, inbound_tx.clone()));
                 udp_sockets.push((local, socket));
             }
             TransportKind::Tcp => {
-                let listener = TcpListener::bind(listen.addr).await.map_err(|source| listen_error(listen, source))?;
-                let local = listener.local_addr().map_err(|source| listen_error(listen, source))?;
+                let listener = TcpListener::bind(listen.addr)
+                    .await
+                    .map_err(|source| listen_error(listen, source))?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|source| listen_error(listen, source))?;
                 tokio::spawn(tcp::accept_loop(listener, local, inbound_tx.clone()));
                 tcp_locals.push(local);
             }
             TransportKind::Tls => unreachable_tls(),
         }
     }
-    let echo_media = start_echo_media(udp_sockets.first().map(|(addr, _)| *addr).or(tcp_locals.first().copied())).await;
+    let echo_media = start_echo_media(
+        udp_sockets
+            .first()
+            .map(|(addr, _)| *addr)
+            .or(tcp_locals.first().copied()),
+    )
+    .await;
 
     let mut accounts = Vec::new();
     for account in &config.accounts {
@@ -116,7 +139,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
             t2: Duration::from_millis(config.sip.t2_ms),
             t4: Duration::from_millis(config.sip.t4_ms),
         },
-        keepalive: (config.sip.keepalive_secs > 0).then(|| Duration::from_secs(u64::from(config.sip.keepalive_secs))),
+        keepalive: (config.sip.keepalive_secs > 0)
+            .then(|| Duration::from_secs(u64::from(config.sip.keepalive_secs))),
         accounts,
         echo_media,
     };
@@ -126,9 +150,14 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         .chain(tcp_locals.iter().map(|addr| format!("tcp:{addr}")))
         .collect();
     if config.accounts.is_empty() {
-        let echo_at = udp_sockets.first().map(|(a, _)| *a).or(tcp_locals.first().copied());
+        let echo_at = udp_sockets
+            .first()
+            .map(|(a, _)| *a)
+            .or(tcp_locals.first().copied());
         if let Some(addr) = echo_at {
-            tracing::info!("no account configured: call sip:echo@{addr} from any softphone for the built-in echo test");
+            tracing::info!(
+                "no account configured: call sip:echo@{addr} from any softphone for the built-in echo test"
+            );
         }
     }
     tracing::info!(listen = ?listening, accounts = config.accounts.len(), "ringside running");
@@ -146,7 +175,10 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     let mut signals = Signals::new();
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
     loop {
-        let core_deadline = engine.core.poll_timeout().map(tokio::time::Instant::from_std);
+        let core_deadline = engine
+            .core
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
         tokio::select! {
             Some(inbound) = inbound_rx.recv() => engine.handle_inbound(inbound),
             () = sleep_until_option(core_deadline) => engine.core.handle_timeout(now()),
@@ -189,7 +221,11 @@ struct Engine {
 impl Engine {
     fn handle_inbound(&mut self, inbound: Inbound) {
         match inbound {
-            Inbound::Datagram { local, source, bytes } => {
+            Inbound::Datagram {
+                local,
+                source,
+                bytes,
+            } => {
                 if self.sip_trace && !is_keepalive(&bytes) {
                     tracing::info!(target: "ringside::sip", "received from {}:{} ({} bytes)\n{}", transport_label(source.transport), source.addr, bytes.len(), wire::redacted(&bytes));
                 }
@@ -201,7 +237,8 @@ impl Engine {
             Inbound::Closed { peer, reason } => {
                 self.tcp_writers.remove(&peer);
                 tracing::debug!(%peer, %reason, "TCP connection closed");
-                self.core.handle_transport_error(now(), Peer::tcp(peer), &reason);
+                self.core
+                    .handle_transport_error(now(), Peer::tcp(peer), &reason);
             }
         }
     }
@@ -217,12 +254,16 @@ impl Engine {
             changed = true;
         }
         if changed || !self.status.is_written() {
-            self.status.write(&self.core.registrations(), self.core.stats());
+            self.status
+                .write(&self.core.registrations(), self.core.stats());
         }
     }
 
     fn send(&mut self, transmit: Transmit) {
-        let Transmit { destination, payload } = transmit;
+        let Transmit {
+            destination,
+            payload,
+        } = transmit;
         if self.sip_trace && !is_keepalive(&payload) {
             tracing::info!(target: "ringside::sip", "sent to {}:{} ({} bytes)\n{}", transport_label(destination.transport), destination.addr, payload.len(), wire::redacted(&payload));
         }
@@ -267,7 +308,11 @@ async fn udp_reader(socket: Arc<UdpSocket>, local: SocketAddr, inbound: mpsc::Se
         match socket.recv_from(&mut buffer).await {
             Ok((len, source)) => {
                 let bytes = buffer[..len].to_vec();
-                let datagram = Inbound::Datagram { local, source: Peer::udp(source), bytes };
+                let datagram = Inbound::Datagram {
+                    local,
+                    source: Peer::udp(source),
+                    bytes,
+                };
                 if inbound.send(datagram).await.is_err() {
                     return;
                 }
@@ -312,16 +357,34 @@ async fn account_setup(
         let (next_hop, route) = match &proxy {
             Some((uri, addr)) => {
                 let route = format!("<{};lr>", uri);
-                (Peer { transport: uri.transport, addr: *addr }, Some(route))
+                (
+                    Peer {
+                        transport: uri.transport,
+                        addr: *addr,
+                    },
+                    Some(route),
+                )
             }
             None => {
                 let addr = resolve(&account.name, registrar).await?;
-                (Peer { transport: registrar.transport, addr }, None)
+                (
+                    Peer {
+                        transport: registrar.transport,
+                        addr,
+                    },
+                    None,
+                )
             }
         };
         let listen = match next_hop.transport {
-            TransportKind::Udp => udp_sockets.iter().map(|(a, _)| *a).find(|a| a.is_ipv4() == next_hop.addr.is_ipv4()),
-            TransportKind::Tcp => tcp_locals.iter().copied().find(|a| a.is_ipv4() == next_hop.addr.is_ipv4()),
+            TransportKind::Udp => udp_sockets
+                .iter()
+                .map(|(a, _)| *a)
+                .find(|a| a.is_ipv4() == next_hop.addr.is_ipv4()),
+            TransportKind::Tcp => tcp_locals
+                .iter()
+                .copied()
+                .find(|a| a.is_ipv4() == next_hop.addr.is_ipv4()),
             TransportKind::Tls => None,
         };
         let Some(listen) = listen else {
@@ -352,7 +415,11 @@ async fn account_setup(
 
 /// A/AAAA resolution of a SIP URI's host (SRV/NAPTR are not consulted yet).
 async fn resolve(account: &str, uri: &SipUri) -> Result<SocketAddr, StartError> {
-    let port = uri.port.unwrap_or(if uri.transport == TransportKind::Tls { 5061 } else { 5060 });
+    let port = uri.port.unwrap_or(if uri.transport == TransportKind::Tls {
+        5061
+    } else {
+        5060
+    });
     let error = |reason: String| StartError::Resolve {
         account: account.to_owned(),
         uri: uri.to_string(),
@@ -375,19 +442,30 @@ async fn routable_local(listen: SocketAddr, peer: SocketAddr) -> SocketAddr {
         probe.connect(peer).await.ok()?;
         probe.local_addr().ok()
     };
-    routed.await.map_or(listen, |local| SocketAddr::new(local.ip(), listen.port()))
+    routed
+        .await
+        .map_or(listen, |local| SocketAddr::new(local.ip(), listen.port()))
 }
 
 fn reject_tls(config: &Config) -> Result<(), StartError> {
-    if let Some(listen) = config.sip.listen.iter().find(|l| l.transport == TransportKind::Tls) {
-        return Err(StartError::TlsUnsupported { what: format!("[sip] listen tls:{}", listen.addr) });
+    if let Some(listen) = config
+        .sip
+        .listen
+        .iter()
+        .find(|l| l.transport == TransportKind::Tls)
+    {
+        return Err(StartError::TlsUnsupported {
+            what: format!("[sip] listen tls:{}", listen.addr),
+        });
     }
     for account in &config.accounts {
         let uris = std::iter::once(&account.registrar)
             .chain(&account.registrar_fallback)
             .chain(account.outbound_proxy.as_ref());
         if let Some(uri) = uris.into_iter().find(|u| u.transport == TransportKind::Tls) {
-            return Err(StartError::TlsUnsupported { what: format!("account {:?} ({uri})", account.name) });
+            return Err(StartError::TlsUnsupported {
+                what: format!("account {:?} ({uri})", account.name),
+            });
         }
     }
     Ok(())

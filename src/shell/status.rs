@@ -69,13 +69,18 @@ impl StatusFile {
             std::fs::create_dir_all(dir)?;
             set_private(dir, 0o700);
             let temporary = self.path.with_extension("json.tmp");
-            std::fs::write(&temporary, serde_json::to_vec_pretty(&document).map_err(std::io::Error::other)?)?;
+            std::fs::write(
+                &temporary,
+                serde_json::to_vec_pretty(&document).map_err(std::io::Error::other)?,
+            )?;
             set_private(&temporary, 0o600);
             std::fs::rename(&temporary, &self.path)
         })();
         match result {
             Ok(()) => self.written = true,
-            Err(error) => tracing::warn!(path = %self.path.display(), %error, "cannot write the status file"),
+            Err(error) => {
+                tracing::warn!(path = %self.path.display(), %error, "cannot write the status file")
+            }
         }
     }
 
@@ -118,15 +123,26 @@ pub fn read_status() -> Result<StatusReport, StatusError> {
     let path = status_path();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(StatusError::NotRunning(path)),
-        Err(error) => return Err(StatusError::Unreadable { path, reason: error.to_string() }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StatusError::NotRunning(path));
+        }
+        Err(error) => {
+            return Err(StatusError::Unreadable {
+                path,
+                reason: error.to_string(),
+            });
+        }
     };
-    let report: StatusReport = serde_json::from_str(&text).map_err(|error| StatusError::Unreadable {
-        path: path.clone(),
-        reason: error.to_string(),
-    })?;
+    let report: StatusReport =
+        serde_json::from_str(&text).map_err(|error| StatusError::Unreadable {
+            path: path.clone(),
+            reason: error.to_string(),
+        })?;
     if !std::path::Path::new(&format!("/proc/{}", report.pid)).exists() {
-        return Err(StatusError::Stale { pid: report.pid, path });
+        return Err(StatusError::Stale {
+            pid: report.pid,
+            path,
+        });
     }
     Ok(report)
 }

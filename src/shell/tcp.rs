@@ -17,12 +17,20 @@ const WRITER_CAPACITY: usize = 256;
 /// RFC 5626 §3.5.1 pong.
 const PONG: &[u8] = b"\r\n";
 
-pub(crate) async fn accept_loop(listener: TcpListener, local: SocketAddr, inbound: mpsc::Sender<Inbound>) {
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    local: SocketAddr,
+    inbound: mpsc::Sender<Inbound>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let (writer, writes) = mpsc::channel(WRITER_CAPACITY);
-                if inbound.send(Inbound::Connected { peer, writer }).await.is_err() {
+                if inbound
+                    .send(Inbound::Connected { peer, writer })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 tokio::spawn(serve(stream, local, peer, writes, inbound.clone()));
@@ -101,14 +109,24 @@ async fn drain_frames(
             Frame::KeepAlive { len } => {
                 // A double-CRLF ping gets a single-CRLF pong; a pong needs nothing.
                 if len >= 4 {
-                    writer.write_all(PONG).await.map_err(|e| format!("write failed: {e}"))?;
+                    writer
+                        .write_all(PONG)
+                        .await
+                        .map_err(|e| format!("write failed: {e}"))?;
                 }
                 buffer.drain(..len);
             }
             Frame::Message { len } => {
                 let bytes: Vec<u8> = buffer.drain(..len).collect();
-                let datagram = Inbound::Datagram { local, source: Peer::tcp(peer), bytes };
-                inbound.send(datagram).await.map_err(|_| "engine stopped".to_owned())?;
+                let datagram = Inbound::Datagram {
+                    local,
+                    source: Peer::tcp(peer),
+                    bytes,
+                };
+                inbound
+                    .send(datagram)
+                    .await
+                    .map_err(|_| "engine stopped".to_owned())?;
             }
             Frame::Invalid(error) => return Err(format!("unframeable stream: {error}")),
         }

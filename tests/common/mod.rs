@@ -39,7 +39,10 @@ pub fn account(registrars: &[&str], transport: TransportKind) -> AccountSetup {
             .iter()
             .map(|registrar| RegistrarTarget {
                 uri: format!("sip:{registrar}"),
-                next_hop: Peer { transport, addr: addr(registrar) },
+                next_hop: Peer {
+                    transport,
+                    addr: addr(registrar),
+                },
                 route: None,
                 local_addr: addr(UA_ADDR),
             })
@@ -125,7 +128,9 @@ impl TestRegistrar {
     }
 
     pub fn registers(&self) -> impl Iterator<Item = &(Instant, Request)> {
-        self.requests.iter().filter(|(_, r)| r.method == Method::Register)
+        self.requests
+            .iter()
+            .filter(|(_, r)| r.method == Method::Register)
     }
 
     fn fresh_nonce(&mut self) -> String {
@@ -146,9 +151,16 @@ impl TestRegistrar {
         let mut response = self.answer(now, &request);
         // RFC 3581: tell the client where its request came from.
         let observed = self.behaviour.observed_source.unwrap_or(source.addr);
-        let via = header_value(response.headers(), "Via").unwrap_or_default().to_owned();
-        let via = via.replace(";rport", &format!(";received={};rport={}", observed.ip(), observed.port()));
-        response.headers.retain(|h| !h.name().eq_ignore_ascii_case("Via"));
+        let via = header_value(response.headers(), "Via")
+            .unwrap_or_default()
+            .to_owned();
+        let via = via.replace(
+            ";rport",
+            &format!(";received={};rport={}", observed.ip(), observed.port()),
+        );
+        response
+            .headers
+            .retain(|h| !h.name().eq_ignore_ascii_case("Via"));
         response.headers.push_front(header("Via", via));
         vec![serialize(&SipMessage::Response(response))]
     }
@@ -158,12 +170,20 @@ impl TestRegistrar {
             return response_to(request, 405, None, Some("reg"));
         }
         if let Some(code) = self.behaviour.challenge_code {
-            let authorization_header = if code == 407 { "Proxy-Authorization" } else { "Authorization" };
-            let verdict = header_value(request.headers(), authorization_header).map(|value| self.verify(value, request));
+            let authorization_header = if code == 407 {
+                "Proxy-Authorization"
+            } else {
+                "Authorization"
+            };
+            let verdict = header_value(request.headers(), authorization_header)
+                .map(|value| self.verify(value, request));
             match verdict {
                 Some(Verdict::Valid) => {
                     self.authenticated_count += 1;
-                    let stale_due = self.behaviour.stale_after.is_some_and(|n| self.authenticated_count > n);
+                    let stale_due = self
+                        .behaviour
+                        .stale_after
+                        .is_some_and(|n| self.authenticated_count > n);
                     if stale_due && !self.stale_sent {
                         self.stale_sent = true;
                         return self.challenge(request, code, true);
@@ -176,35 +196,56 @@ impl TestRegistrar {
         if let Some(code) = self.behaviour.fail_with {
             return response_to(request, code, None, Some("reg"));
         }
-        let contact = header_value(request.headers(), "Contact").unwrap_or_default().to_owned();
+        let contact = header_value(request.headers(), "Contact")
+            .unwrap_or_default()
+            .to_owned();
         let contact_uri = ringside::core::message::addr_uri(&contact).to_owned();
         let requested: u32 = header_param(&contact, "expires")
             .and_then(|v| v.parse().ok())
             .or_else(|| header_value(request.headers(), "Expires")?.parse().ok())
             .unwrap_or(3600);
-        if requested > 0 {
-            if let Some(min) = self.behaviour.min_expires_secs.filter(|min| requested < *min) {
-                let mut response = response_to(request, 423, None, Some("reg"));
-                response.headers.push(header("Min-Expires", min.to_string()));
-                return response;
-            }
+        let too_brief = self
+            .behaviour
+            .min_expires_secs
+            .filter(|min| requested > 0 && requested < *min);
+        if let Some(min) = too_brief {
+            let mut response = response_to(request, 423, None, Some("reg"));
+            response
+                .headers
+                .push(header("Min-Expires", min.to_string()));
+            return response;
         }
         let granted = requested.min(self.behaviour.max_expires_secs);
         if granted == 0 {
             self.bindings.remove(&contact_uri);
         } else {
-            self.bindings.insert(contact_uri.clone(), now + Duration::from_secs(u64::from(granted)));
+            self.bindings.insert(
+                contact_uri.clone(),
+                now + Duration::from_secs(u64::from(granted)),
+            );
         }
         let mut response = response_to(request, 200, None, Some("reg"));
         if granted > 0 {
-            response.headers.push(header("Contact", format!("<{contact_uri}>;expires={granted}")));
+            response.headers.push(header(
+                "Contact",
+                format!("<{contact_uri}>;expires={granted}"),
+            ));
         }
         response
     }
 
-    fn challenge(&mut self, request: &Request, code: u16, stale: bool) -> ringside::core::sip::Response {
+    fn challenge(
+        &mut self,
+        request: &Request,
+        code: u16,
+        stale: bool,
+    ) -> ringside::core::sip::Response {
         let nonce = self.fresh_nonce();
-        let name = if code == 407 { "Proxy-Authenticate" } else { "WWW-Authenticate" };
+        let name = if code == 407 {
+            "Proxy-Authenticate"
+        } else {
+            "WWW-Authenticate"
+        };
         let mut response = response_to(request, code, None, Some("reg"));
         for algorithm in &self.behaviour.algorithms {
             let algorithm = match algorithm {
@@ -231,9 +272,12 @@ impl TestRegistrar {
                 .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.trim().trim_matches('"').to_owned())
         };
-        let (Some(nonce), Some(response), Some(uri), Some(username)) =
-            (param("nonce"), param("response"), param("uri"), param("username"))
-        else {
+        let (Some(nonce), Some(response), Some(uri), Some(username)) = (
+            param("nonce"),
+            param("response"),
+            param("uri"),
+            param("username"),
+        ) else {
             return Verdict::Wrong;
         };
         if nonce != self.nonce {
@@ -254,7 +298,9 @@ impl TestRegistrar {
             stale: false,
         };
         let cnonce = param("cnonce").unwrap_or_default();
-        let nonce_count = param("nc").and_then(|nc| u32::from_str_radix(&nc, 16).ok()).unwrap_or(0);
+        let nonce_count = param("nc")
+            .and_then(|nc| u32::from_str_radix(&nc, 16).ok())
+            .unwrap_or(0);
         let method = request.method.to_string();
         let input = DigestInput {
             username: &username,
@@ -316,7 +362,10 @@ impl Scenario {
     /// One registrar at REGISTRAR_ADDR with `behaviour`, one UDP account.
     pub fn with_registrar(behaviour: RegistrarBehaviour) -> Self {
         let config = core_config(vec![account(&[REGISTRAR_ADDR], TransportKind::Udp)]);
-        Self::new(config, vec![TestRegistrar::new(addr(REGISTRAR_ADDR), behaviour)])
+        Self::new(
+            config,
+            vec![TestRegistrar::new(addr(REGISTRAR_ADDR), behaviour)],
+        )
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -330,16 +379,30 @@ impl Scenario {
             while let Some(transmit) = self.core.poll_transmit() {
                 progressed = true;
                 self.sent.push((self.now, transmit.clone()));
-                if let Some(registrar) = self.registrars.iter_mut().find(|r| r.addr == transmit.destination.addr) {
-                    let source = Peer { transport: transmit.destination.transport, addr: addr(UA_ADDR) };
+                if let Some(registrar) = self
+                    .registrars
+                    .iter_mut()
+                    .find(|r| r.addr == transmit.destination.addr)
+                {
+                    let source = Peer {
+                        transport: transmit.destination.transport,
+                        addr: addr(UA_ADDR),
+                    };
                     for reply in registrar.handle(self.now, source, &transmit.payload) {
-                        self.inbox.push_back((Peer { transport: transmit.destination.transport, addr: registrar.addr }, reply));
+                        self.inbox.push_back((
+                            Peer {
+                                transport: transmit.destination.transport,
+                                addr: registrar.addr,
+                            },
+                            reply,
+                        ));
                     }
                 }
             }
             while let Some((from, bytes)) = self.inbox.pop_front() {
                 progressed = true;
-                self.core.handle_datagram(self.now, addr(UA_ADDR), from, &bytes);
+                self.core
+                    .handle_datagram(self.now, addr(UA_ADDR), from, &bytes);
             }
             while let Some(event) = self.core.poll_event() {
                 self.events.push((self.now, event));
@@ -372,9 +435,21 @@ impl Scenario {
     pub fn run_until(&mut self, limit: Duration, predicate: impl Fn(&[(Instant, Event)]) -> bool) {
         let end = self.now + limit;
         while !predicate(&self.events) {
-            assert!(self.now < end, "condition not reached within {limit:?}; events: {:#?}", self.events);
-            let step = self.core.poll_timeout().map_or(end, |d| d.min(end)).max(self.now);
-            let step = if step == self.now { self.now + Duration::from_millis(1) } else { step };
+            assert!(
+                self.now < end,
+                "condition not reached within {limit:?}; events: {:#?}",
+                self.events
+            );
+            let step = self
+                .core
+                .poll_timeout()
+                .map_or(end, |d| d.min(end))
+                .max(self.now);
+            let step = if step == self.now {
+                self.now + Duration::from_millis(1)
+            } else {
+                step
+            };
             self.run_for(step - self.now);
         }
     }
@@ -398,7 +473,8 @@ impl Scenario {
     /// Feeds raw text to the core as if `from` sent it; returns what the core sent back.
     pub fn inject(&mut self, from: Peer, text: &str) -> Vec<SipMessage> {
         let before = self.sent.len();
-        self.core.handle_datagram(self.now, addr(UA_ADDR), from, text.as_bytes());
+        self.core
+            .handle_datagram(self.now, addr(UA_ADDR), from, text.as_bytes());
         self.exchange();
         self.sent[before..]
             .iter()

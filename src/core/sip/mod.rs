@@ -17,10 +17,10 @@
 pub mod digest;
 pub mod wire;
 
+pub use rsipstack::sip::headers::untyped::{ToTypedHeader, UntypedHeader};
+pub use rsipstack::sip::message::{HasHeaders, HeadersExt};
+pub use rsipstack::sip::typed;
 pub use rsipstack::sip::{
     Header, Headers, Host, HostWithPort, Method, Param, Request, Response, Scheme, SipMessage,
     StatusCode, Transport, Uri, Version,
 };
-pub use rsipstack::sip::headers::untyped::{ToTypedHeader, UntypedHeader};
-pub use rsipstack::sip::message::{HasHeaders, HeadersExt};
-pub use rsipstack::sip::typed;

@@ -10,7 +10,9 @@
 //! The grammar checks follow RFC 3261 §25 closely enough to give the RFC 4475 torture messages
 //! their RFC verdicts; they are validators only and never rewrite what they accept.
 
-use super::{HasHeaders, Header, Headers, HeadersExt, Request, Response, SipMessage, ToTypedHeader};
+use super::{
+    HasHeaders, Header, Headers, HeadersExt, Request, Response, SipMessage, ToTypedHeader,
+};
 use rsipstack::sip::headers::make_header;
 use rsipstack::sip::headers::untyped::Identity;
 use std::fmt::Write as _;
