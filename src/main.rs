@@ -29,9 +29,13 @@ fn init_logging(level: &str) {
         eprintln!("ringside: bad --log {level:?} ({error}); using info");
         tracing_subscriber::EnvFilter::new("info")
     });
+    // Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
 }
 
