@@ -44,7 +44,10 @@ struct Running {
 }
 
 /// Spawns ringside, returns the time to `registration.registered` and the process.
-fn start_and_register(config_path: &std::path::Path, runtime_dir: &std::path::Path) -> (Duration, Running) {
+fn start_and_register(
+    config_path: &std::path::Path,
+    runtime_dir: &std::path::Path,
+) -> (Duration, Running) {
     let started = Instant::now();
     let mut child = Command::new(BIN)
         .args(["run", "--log", "info", "--config"])
@@ -62,7 +65,10 @@ fn start_and_register(config_path: &std::path::Path, runtime_dir: &std::path::Pa
         if line.contains("\"type\":\"registration.registered\"") {
             return (started.elapsed(), Running { child, log });
         }
-        assert!(!line.contains("registration.failed"), "registration failed: {line}");
+        assert!(
+            !line.contains("registration.failed"),
+            "registration failed: {line}"
+        );
     }
     panic!("ringside exited before registering");
 }

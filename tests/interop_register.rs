@@ -458,6 +458,17 @@ fn register_then_unregister(tcp: bool) {
         "expires {expires} not within (0, 120]: {b:#?}"
     );
 
+    // Loopback loses nothing: every send succeeds (a first datagram once failed inside
+    // Ringside and cost a whole T1), and Kamailio sees one REGISTER and one answer to its 401.
+    assert!(!proc.stderr().contains("send failed"), "{}", proc.stderr());
+    let registers = k.registers_from("1001");
+    assert_eq!(registers.len(), 2, "{registers:#?}");
+    assert_eq!(
+        registers.iter().filter(|(with_auth, _)| *with_auth).count(),
+        1,
+        "{registers:#?}"
+    );
+
     let account = wait_for_account(&mut proc, state_is("registered"), SETTLE);
     assert_eq!(
         account["registrar"].as_str(),

@@ -170,7 +170,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         sip_trace: options.sip_trace,
         status: StatusFile::create(listening, echo_media),
     };
-    engine.pump();
+    engine.pump().await;
 
     let mut signals = Signals::new();
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
@@ -198,12 +198,12 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                 }
             }
         }
-        engine.pump();
+        engine.pump().await;
         if engine.core.is_shut_down() {
             break;
         }
     }
-    engine.pump();
+    engine.pump().await;
     engine.status.remove();
     tracing::info!("ringside stopped");
     Ok(())
@@ -244,9 +244,9 @@ impl Engine {
     }
 
     /// Sends everything the core queued and publishes its events.
-    fn pump(&mut self) {
+    async fn pump(&mut self) {
         while let Some(transmit) = self.core.poll_transmit() {
-            self.send(transmit);
+            self.send(transmit).await;
         }
         let mut changed = false;
         while let Some(event) = self.core.poll_event() {
@@ -259,7 +259,7 @@ impl Engine {
         }
     }
 
-    fn send(&mut self, transmit: Transmit) {
+    async fn send(&mut self, transmit: Transmit) {
         let Transmit {
             destination,
             payload,
@@ -278,9 +278,9 @@ impl Engine {
                     tracing::warn!(to = %destination.addr, "no UDP socket to send from");
                     return;
                 };
-                // UDP send on a non-blocking socket: a full buffer drops the datagram, which the
-                // transaction layer's retransmissions cover.
-                if let Err(error) = socket.try_send_to(&payload, destination.addr) {
+                // A UDP send waits only while the socket buffer is full; a failure (e.g. no route)
+                // is covered by the transaction layer's retransmissions and timers.
+                if let Err(error) = socket.send_to(&payload, destination.addr).await {
                     tracing::debug!(to = %destination.addr, %error, "UDP send failed");
                 }
             }
