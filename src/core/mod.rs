@@ -14,6 +14,7 @@
 pub mod echo;
 pub mod message;
 pub mod registration;
+pub mod sdp;
 pub mod sip;
 pub mod transaction;
 pub mod transport;
