@@ -60,17 +60,26 @@ fn start_and_register(
         .expect("spawn ringside");
     let stderr = child.stderr.take().expect("stderr");
     let mut log = BufReader::new(stderr).lines();
+    let mut outcome = Err("ringside exited before registering".to_owned());
     for line in log.by_ref() {
         let line = line.expect("stderr line");
         if line.contains("\"type\":\"registration.registered\"") {
-            return (started.elapsed(), Running { child, log });
+            outcome = Ok(started.elapsed());
+            break;
         }
-        assert!(
-            !line.contains("registration.failed"),
-            "registration failed: {line}"
-        );
+        if line.contains("registration.failed") {
+            outcome = Err(format!("registration failed: {line}"));
+            break;
+        }
     }
-    panic!("ringside exited before registering");
+    match outcome {
+        Ok(elapsed) => (elapsed, Running { child, log }),
+        Err(message) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{message}");
+        }
+    }
 }
 
 /// SIGTERM, then reads the log to the end: the binding must be gone before the next iteration.

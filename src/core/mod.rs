@@ -11,6 +11,7 @@
 //!   handle_timeout(now)      ─┘     └──► registrations  └─► poll_timeout()  → next deadline
 //! ```
 
+pub mod auth;
 pub mod echo;
 pub mod message;
 pub mod registration;

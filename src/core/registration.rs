@@ -24,11 +24,11 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
+use super::auth::{Credentials, Identity};
 use super::message::{
     addr_uri, header, header_param, header_value, header_values, new_branch, random_token,
     reason_phrase,
 };
-use super::sip::digest::{self, Challenge, DigestInput};
 use super::sip::{HasHeaders, Headers, Method, Request, Response, Uri, Version};
 use super::transaction::{ClientTxId, TransactionLayer};
 use super::transport::{Peer, Transmit, TransportKind};
@@ -124,14 +124,6 @@ struct Pending {
     interval_raised: bool,
     /// Whether the request carried credentials (a new 401 then means they are wrong).
     sent_credentials: bool,
-}
-
-#[derive(Debug)]
-struct Credentials {
-    challenge: Challenge,
-    /// Answer with Proxy-Authorization (407) rather than Authorization (401).
-    proxy: bool,
-    nonce_count: u32,
 }
 
 /// Registration of one account.
@@ -449,25 +441,13 @@ impl Registration {
         headers.push(header("User-Agent", ctx.user_agent.to_owned()));
         let mut sent_credentials = false;
         if let Some(credentials) = self.credentials.as_mut() {
-            credentials.nonce_count += 1;
-            let cnonce = random_token(ctx.rng, 16);
-            let input = DigestInput {
-                username: &self.setup.auth_user,
-                password: self.setup.password.expose(),
-                method: "REGISTER",
-                uri: &request_uri,
-                body: &[],
-                cnonce: &cnonce,
-                nonce_count: credentials.nonce_count,
+            let identity = Identity {
+                auth_user: &self.setup.auth_user,
+                password: &self.setup.password,
             };
-            match digest::authorization_value(&credentials.challenge, &input) {
-                Ok(value) => {
-                    let name = if credentials.proxy {
-                        "Proxy-Authorization"
-                    } else {
-                        "Authorization"
-                    };
-                    headers.push(header(name, value));
+            match credentials.authorize(identity, "REGISTER", &request_uri, &[], ctx.rng) {
+                Ok(authorization) => {
+                    headers.push(authorization);
                     sent_credentials = true;
                 }
                 Err(error) => {
@@ -577,33 +557,22 @@ impl Registration {
         code: u16,
         reason: String,
     ) {
-        let proxy = code == 407;
-        let header_name = if proxy {
-            "Proxy-Authenticate"
-        } else {
-            "WWW-Authenticate"
+        let credentials = match Credentials::from_challenge(response) {
+            Ok(credentials) => credentials,
+            Err(error) => {
+                let reason = format!("{reason} (cannot answer challenge: {error})");
+                self.on_failure(ctx, pending.purpose, Some(code), reason, None);
+                return;
+            }
         };
-        let challenge =
-            match digest::select_challenge(header_values(response.headers(), header_name)) {
-                Ok(challenge) => challenge,
-                Err(error) => {
-                    let reason = format!("{reason} (cannot answer challenge: {error})");
-                    self.on_failure(ctx, pending.purpose, Some(code), reason, None);
-                    return;
-                }
-            };
         // Credentials that were just refused, on a nonce that is not stale, are wrong: retrying
         // would only lock the account. Report once and back off.
-        let refused = pending.sent_credentials && !challenge.stale;
+        let refused = pending.sent_credentials && !credentials.is_stale();
         if refused || pending.challenge_answers >= MAX_CHALLENGE_ANSWERS {
             self.on_failure(ctx, pending.purpose, Some(code), reason, None);
             return;
         }
-        self.credentials = Some(Credentials {
-            challenge,
-            proxy,
-            nonce_count: 0,
-        });
+        self.credentials = Some(credentials);
         self.send(
             ctx,
             pending.purpose,

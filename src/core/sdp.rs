@@ -147,11 +147,17 @@ pub fn offer(_local: &LocalMedia) -> String {
 }
 
 /// Answers a remote offer (RFC 3264 §6): our SDP text and the negotiated audio.
-pub fn answer(_local: &LocalMedia, _offer: &RemoteDescription) -> Result<(String, NegotiatedAudio), SdpError> {
+pub fn answer(
+    _local: &LocalMedia,
+    _offer: &RemoteDescription,
+) -> Result<(String, NegotiatedAudio), SdpError> {
     unimplemented!("being written")
 }
 
 /// Applies the remote answer to the offer we sent (RFC 3264 §7).
-pub fn accept_answer(_local: &LocalMedia, _answer: &RemoteDescription) -> Result<NegotiatedAudio, SdpError> {
+pub fn accept_answer(
+    _local: &LocalMedia,
+    _answer: &RemoteDescription,
+) -> Result<NegotiatedAudio, SdpError> {
     unimplemented!("being written")
 }
