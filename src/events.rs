@@ -41,6 +41,160 @@ pub enum Event {
     /// The binding was removed (Expires: 0 answered, or given up on shutdown).
     #[serde(rename = "registration.unregistered")]
     RegistrationUnregistered { account: String, registrar: String },
+    /// We sent an INVITE.
+    #[serde(rename = "call.dialing")]
+    CallDialing { call: CallInfo },
+    /// An INVITE arrived and is ringing here.
+    #[serde(rename = "call.incoming")]
+    CallIncoming { call: CallInfo },
+    /// The remote party is ringing (180/183 without media).
+    #[serde(rename = "call.ringing")]
+    CallRinging { call: CallInfo },
+    /// The remote side sent early media (183 with SDP): audio flows before the answer.
+    #[serde(rename = "call.early_media")]
+    CallEarlyMedia { call: CallInfo },
+    /// Answered: media flows both ways.
+    #[serde(rename = "call.established")]
+    CallEstablished { call: CallInfo },
+    /// Put on hold, by us or by the peer.
+    #[serde(rename = "call.held")]
+    CallHeld { call: CallInfo, by: HoldParty },
+    /// Taken off hold.
+    #[serde(rename = "call.resumed")]
+    CallResumed { call: CallInfo, by: HoldParty },
+    /// A DTMF digit sent or received.
+    #[serde(rename = "call.dtmf")]
+    CallDtmf {
+        call: CallInfo,
+        digit: String,
+        direction: DtmfDirection,
+    },
+    /// An inbound call ended without ever being answered (before its `call.ended`).
+    #[serde(rename = "call.missed")]
+    CallMissed { call: CallInfo },
+    /// The call is over. Every call that starts ends with exactly one of these.
+    #[serde(rename = "call.ended")]
+    CallEnded {
+        call: CallInfo,
+        reason: EndReason,
+        /// The SIP status that ended it, when one did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status_code: Option<u16>,
+        /// A human explanation (reason phrase, timeout, SDP problem).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+}
+
+/// A call as every front end sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallInfo {
+    /// Ringside's stable call id (survives re-INVITEs).
+    pub id: String,
+    /// The SIP Call-ID.
+    pub sip_call_id: String,
+    pub direction: CallDirection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    pub remote: Party,
+    pub local: Party,
+    pub state: CallState,
+    /// Time since the answer, when answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+/// One end of a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Party {
+    pub uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+impl Party {
+    /// From a bare URI (`sip:1001@pbx`) and an optional display name.
+    pub fn from_uri(uri: &str, display_name: Option<String>) -> Self {
+        let uri = uri
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_owned();
+        let user = uri
+            .split_once(':')
+            .and_then(|(_, rest)| rest.split_once('@'))
+            .map(|(user, _)| user.to_owned())
+            .filter(|user| !user.is_empty());
+        Self {
+            uri,
+            user,
+            display_name,
+        }
+    }
+
+    /// From a From/To header value (`"Bob" <sip:bob@host>;tag=x`).
+    pub fn from_name_addr(value: &str) -> Self {
+        let uri = crate::core::message::addr_uri(value);
+        let display = value
+            .find('<')
+            .map(|open| {
+                value[..open]
+                    .trim()
+                    .trim_matches('"')
+                    .replace("\\\"", "\"")
+                    .to_owned()
+            })
+            .filter(|name| !name.is_empty());
+        Self::from_uri(uri, display)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallDirection {
+    Inbound,
+    Outbound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    Dialing,
+    Ringing,
+    EarlyMedia,
+    Incoming,
+    Established,
+    Ended,
+}
+
+/// Who put a call on hold or took it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldParty {
+    Local,
+    Remote,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DtmfDirection {
+    Sent,
+    Received,
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    LocalHangup,
+    RemoteHangup,
+    Busy,
+    Declined,
+    Cancelled,
+    NoAnswer,
+    Failed,
 }
 
 impl Event {
@@ -51,16 +205,44 @@ impl Event {
             Event::RegistrationRegistered { .. } => "registration.registered",
             Event::RegistrationFailed { .. } => "registration.failed",
             Event::RegistrationUnregistered { .. } => "registration.unregistered",
+            Event::CallDialing { .. } => "call.dialing",
+            Event::CallIncoming { .. } => "call.incoming",
+            Event::CallRinging { .. } => "call.ringing",
+            Event::CallEarlyMedia { .. } => "call.early_media",
+            Event::CallEstablished { .. } => "call.established",
+            Event::CallHeld { .. } => "call.held",
+            Event::CallResumed { .. } => "call.resumed",
+            Event::CallDtmf { .. } => "call.dtmf",
+            Event::CallMissed { .. } => "call.missed",
+            Event::CallEnded { .. } => "call.ended",
         }
     }
 
-    /// The account the event concerns.
-    pub fn account(&self) -> &str {
+    /// The account the event concerns, if any (a direct call has none).
+    pub fn account(&self) -> Option<&str> {
         match self {
             Event::RegistrationRegistering { account, .. }
             | Event::RegistrationRegistered { account, .. }
             | Event::RegistrationFailed { account, .. }
-            | Event::RegistrationUnregistered { account, .. } => account,
+            | Event::RegistrationUnregistered { account, .. } => Some(account),
+            _ => self.call().and_then(|call| call.account.as_deref()),
+        }
+    }
+
+    /// The call a call event concerns.
+    pub fn call(&self) -> Option<&CallInfo> {
+        match self {
+            Event::CallDialing { call }
+            | Event::CallIncoming { call }
+            | Event::CallRinging { call }
+            | Event::CallEarlyMedia { call }
+            | Event::CallEstablished { call }
+            | Event::CallHeld { call, .. }
+            | Event::CallResumed { call, .. }
+            | Event::CallDtmf { call, .. }
+            | Event::CallMissed { call }
+            | Event::CallEnded { call, .. } => Some(call),
+            _ => None,
         }
     }
 }
@@ -93,7 +275,7 @@ mod tests {
         assert_eq!(json["type"], event.type_name());
         assert_eq!(json["status_code"], 401);
         assert_eq!(json["reason_phrase"], "Unauthorized");
-        assert_eq!(json["account"], event.account());
+        assert_eq!(json["account"], event.account().unwrap());
     }
 
     #[test]

@@ -58,6 +58,16 @@ impl EchoExtension {
         }
     }
 
+    /// Whether an INVITE is addressed to the echo extension (and the extension is on).
+    pub fn is_for_echo(&self, request: &Request) -> bool {
+        self.media.is_some()
+            && request
+                .uri
+                .auth
+                .as_ref()
+                .is_some_and(|auth| auth.user == ECHO_USER)
+    }
+
     /// Answers an INVITE for the echo user; `None` when the INVITE is for someone else.
     pub fn handle_invite(
         &mut self,

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod auth;
+pub mod call;
 pub mod echo;
 pub mod message;
 pub mod registration;
@@ -28,7 +29,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::events::Event;
-use message::{header, random_token, response_to};
+use call::{CallContext, CallError, Calls, MediaAction, MediaConfig};
+use message::{header, header_param, header_value, random_token, response_to};
 use registration::{AccountSetup, Context, Registration, RegistrationStatus};
 use sip::wire::{self, parse_datagram};
 use sip::{HasHeaders, Method, Request, SipMessage};
@@ -36,7 +38,7 @@ use transaction::{ServerTxId, TimerConfig, TransactionLayer, TxEvent};
 use transport::{Peer, Transmit};
 
 /// Methods Ringside answers (Allow header).
-pub const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+pub const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
 
 /// What the core needs at start.
 #[derive(Debug, Clone)]
@@ -48,17 +50,67 @@ pub struct CoreConfig {
     pub accounts: Vec<AccountSetup>,
     /// The RTP socket of the built-in echo extension, when the shell opened one.
     pub echo_media: Option<SocketAddr>,
+    /// Our listening addresses, for calls placed with no account.
+    pub listen: Vec<(transport::TransportKind, SocketAddr)>,
+    pub media: MediaConfig,
 }
 
-/// Requests from front ends (GUI, CLI, API) to the engine.
+/// Requests from front ends (GUI, CLI, API) to the engine. Calls are named by Ringside's call
+/// id (`call.id` in events).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Register (again) the named account now.
-    Register { account: String },
+    Register {
+        account: String,
+    },
     /// Remove the named account's binding.
-    Unregister { account: String },
-    /// Unregister every account; `is_shut_down` turns true when that is done.
+    Unregister {
+        account: String,
+    },
+    /// Call a number or SIP URI, through the named account (or the first one; none: direct).
+    Dial {
+        to: String,
+        account: Option<String>,
+    },
+    Answer {
+        call: String,
+    },
+    /// Refuse a ringing inbound call (default 486 Busy Here; 603 Decline also common).
+    Reject {
+        call: String,
+        code: Option<u16>,
+    },
+    Hangup {
+        call: String,
+    },
+    Hold {
+        call: String,
+    },
+    Resume {
+        call: String,
+    },
+    Mute {
+        call: String,
+    },
+    Unmute {
+        call: String,
+    },
+    SendDtmf {
+        call: String,
+        digits: String,
+    },
+    /// End every call, unregister every account; `is_shut_down` turns true when that is done.
     Shutdown,
+}
+
+/// What a successful command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandReply {
+    Done,
+    /// `Dial` created this call.
+    CallCreated {
+        call: String,
+    },
 }
 
 /// Why a command was refused: caller misuse, reported once to the caller.
@@ -68,6 +120,8 @@ pub enum CommandError {
     UnknownAccount(String),
     #[error("the engine is shutting down")]
     ShuttingDown,
+    #[error(transparent)]
+    Call(#[from] CallError),
 }
 
 /// Counters of what the network sent that the core could not use.
@@ -84,8 +138,12 @@ pub struct CoreStats {
 pub struct Core {
     transactions: TransactionLayer,
     registrations: Vec<Registration>,
+    calls: Calls,
     echo: echo::EchoExtension,
     events: VecDeque<Event>,
+    media_actions: VecDeque<MediaAction>,
+    timers: TimerConfig,
+    listen: Vec<(transport::TransportKind, SocketAddr)>,
     raw_transmits: VecDeque<Transmit>,
     rng: StdRng,
     user_agent: String,
@@ -107,8 +165,12 @@ impl Core {
         let mut core = Self {
             transactions: TransactionLayer::new(config.timers),
             registrations,
+            calls: Calls::new(config.media),
             echo: echo::EchoExtension::new(config.echo_media, config.timers),
             events: VecDeque::new(),
+            media_actions: VecDeque::new(),
+            timers: config.timers,
+            listen: config.listen,
             raw_transmits: VecDeque::new(),
             rng,
             user_agent: config.user_agent,
@@ -137,11 +199,43 @@ impl Core {
     }
 
     /// Applies a command from a front end.
-    pub fn handle_command(&mut self, now: Instant, command: Command) -> Result<(), CommandError> {
+    pub fn handle_command(
+        &mut self,
+        now: Instant,
+        command: Command,
+    ) -> Result<CommandReply, CommandError> {
         if self.shutting_down {
             return Err(CommandError::ShuttingDown);
         }
         match command {
+            Command::Dial { to, account } => {
+                let call = self.dial(now, &to, account.as_deref())?;
+                return Ok(CommandReply::CallCreated { call });
+            }
+            Command::Answer { call } => {
+                self.with_calls(now, |calls, ctx| calls.answer(ctx, &call))?
+            }
+            Command::Reject { call, code } => {
+                self.with_calls(now, |calls, ctx| calls.reject(ctx, &call, code))?
+            }
+            Command::Hangup { call } => {
+                self.with_calls(now, |calls, ctx| calls.hangup(ctx, &call))?
+            }
+            Command::Hold { call } => {
+                self.with_calls(now, |calls, ctx| calls.hold(ctx, &call, true))?
+            }
+            Command::Resume { call } => {
+                self.with_calls(now, |calls, ctx| calls.hold(ctx, &call, false))?
+            }
+            Command::Mute { call } => {
+                self.with_calls(now, |calls, ctx| calls.mute(ctx, &call, true))?
+            }
+            Command::Unmute { call } => {
+                self.with_calls(now, |calls, ctx| calls.mute(ctx, &call, false))?
+            }
+            Command::SendDtmf { call, digits } => {
+                self.with_calls(now, |calls, ctx| calls.send_dtmf(ctx, &call, &digits))?;
+            }
             Command::Register { account } => {
                 let index = self.account_index(&account)?;
                 self.with_registration(now, index, |registration, ctx| registration.start(ctx));
@@ -154,6 +248,7 @@ impl Core {
             }
             Command::Shutdown => {
                 self.shutting_down = true;
+                self.with_calls(now, |calls, ctx| calls.end_all(ctx));
                 for index in 0..self.registrations.len() {
                     self.with_registration(now, index, |registration, ctx| {
                         registration.unregister(ctx)
@@ -161,7 +256,58 @@ impl Core {
                 }
             }
         }
-        Ok(())
+        Ok(CommandReply::Done)
+    }
+
+    /// A DTMF digit the media engine decoded from RFC 4733 packets.
+    pub fn handle_dtmf_received(&mut self, now: Instant, call: &str, digit: char) {
+        self.with_calls(now, |calls, ctx| calls.dtmf_received(ctx, call, digit));
+    }
+
+    fn dial(
+        &mut self,
+        now: Instant,
+        to: &str,
+        account: Option<&str>,
+    ) -> Result<String, CommandError> {
+        let index = match account {
+            Some(name) => Some(self.account_index(name)?),
+            None => (!self.registrations.is_empty()).then_some(0),
+        };
+        if let Some(index) = index {
+            let registration = &self.registrations[index];
+            if registration.state() != registration::RegistrationState::Registered {
+                return Err(CallError::NotRegistered(registration.name().to_owned()).into());
+            }
+        }
+        let mut ctx = CallContext {
+            now,
+            transactions: &mut self.transactions,
+            rng: &mut self.rng,
+            events: &mut self.events,
+            media: &mut self.media_actions,
+            user_agent: &self.user_agent,
+            timers: self.timers,
+        };
+        let route = index.and_then(|i| self.registrations[i].route());
+        Ok(self.calls.dial(&mut ctx, to, route, &self.listen)?)
+    }
+
+    fn with_calls<T>(
+        &mut self,
+        now: Instant,
+        action: impl FnOnce(&mut Calls, &mut CallContext<'_>) -> T,
+    ) -> T {
+        let mut ctx = CallContext {
+            now,
+            transactions: &mut self.transactions,
+            rng: &mut self.rng,
+            events: &mut self.events,
+            media: &mut self.media_actions,
+            user_agent: &self.user_agent,
+            timers: self.timers,
+        };
+        action(&mut self.calls, &mut ctx)
     }
 
     /// The shell could not deliver to `peer` (e.g. a TCP connect failed).
@@ -188,6 +334,7 @@ impl Core {
             }
         }
         self.echo.handle_timeout(now, &mut self.transactions);
+        self.with_calls(now, |calls, ctx| calls.handle_timeout(ctx));
     }
 
     /// The next datagram to send.
@@ -200,6 +347,16 @@ impl Core {
     /// The next event for front ends.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next thing the media engine must do.
+    pub fn poll_media(&mut self) -> Option<MediaAction> {
+        self.media_actions.pop_front()
+    }
+
+    /// Calls in progress.
+    pub fn calls(&self, now: Instant) -> Vec<crate::events::CallInfo> {
+        self.calls.snapshot(now)
     }
 
     /// When `handle_timeout` must next be called.
@@ -233,7 +390,9 @@ impl Core {
 
     /// True once a `Shutdown` command has finished unregistering.
     pub fn is_shut_down(&self) -> bool {
-        self.shutting_down && self.registrations.iter().all(Registration::is_settled)
+        self.shutting_down
+            && self.calls.is_empty()
+            && self.registrations.iter().all(Registration::is_settled)
     }
 
     fn account_index(&self, name: &str) -> Result<usize, CommandError> {
@@ -268,6 +427,9 @@ impl Core {
         while let Some(event) = self.transactions.poll_event() {
             match event {
                 TxEvent::Response { tx, response } => {
+                    if self.with_calls(now, |calls, ctx| calls.response(ctx, tx, &response)) {
+                        continue;
+                    }
                     for index in 0..self.registrations.len() {
                         let mut handled = false;
                         self.with_registration(now, index, |registration, ctx| {
@@ -279,6 +441,9 @@ impl Core {
                     }
                 }
                 TxEvent::Timeout { tx } => {
+                    if self.with_calls(now, |calls, ctx| calls.timeout(ctx, tx)) {
+                        continue;
+                    }
                     for index in 0..self.registrations.len() {
                         self.with_registration(now, index, |registration, ctx| {
                             registration.handle_no_response(ctx, tx, "no response (Timer F)");
@@ -290,7 +455,11 @@ impl Core {
                     request,
                     source,
                 } => self.handle_request(now, local, tx, request, source),
-                TxEvent::AckForSuccess { request, .. } => self.echo.handle_ack(&request),
+                TxEvent::AckForSuccess { request, .. } => {
+                    if !self.calls.ack(&request) {
+                        self.echo.handle_ack(&request);
+                    }
+                }
                 TxEvent::StrayResponse { response, source } => {
                     tracing::debug!(status = %response.status_code, %source.addr, "response matching no transaction dropped");
                 }
@@ -315,6 +484,41 @@ impl Core {
             let mut response = response_to(&request, 420, None, Some(&tag));
             response.headers.push(header("Unsupported", unsupported));
             self.respond(now, tx, response);
+            return;
+        }
+        let in_dialog = header_value(request.headers(), "To")
+            .and_then(|to| header_param(to, "tag"))
+            .is_some();
+        if in_dialog
+            && matches!(
+                request.method,
+                Method::Invite | Method::Bye | Method::Info | Method::Update
+            )
+        {
+            let handled =
+                self.with_calls(now, |calls, ctx| calls.in_dialog_request(ctx, tx, &request));
+            if handled {
+                return;
+            }
+        }
+        if request.method == Method::Cancel {
+            if let Some(invite_tx) = self.transactions.find_invite_for_cancel(&request) {
+                self.respond(now, tx, response_to(&request, 200, None, Some(&tag)));
+                self.with_calls(now, |calls, ctx| calls.cancel(ctx, invite_tx));
+                return;
+            }
+        }
+        if request.method == Method::Invite && !in_dialog && !self.echo.is_for_echo(&request) {
+            let account = self
+                .account_for(&request)
+                .map(|index| self.registrations[index].setup().clone());
+            if self.shutting_down {
+                self.respond(now, tx, response_to(&request, 480, None, Some(&tag)));
+                return;
+            }
+            self.with_calls(now, |calls, ctx| {
+                calls.incoming_invite(ctx, tx, &request, source, local, account.as_ref())
+            });
             return;
         }
         let response = match request.method {
@@ -348,11 +552,13 @@ impl Core {
                 response_to(&request, code, None, Some(&tag))
             }
             Method::Ack => return,
+            Method::Info => {
+                response_to(&request, 481, Some("Call/Transaction Does Not Exist"), None)
+            }
             Method::Register
             | Method::Subscribe
             | Method::Notify
             | Method::Refer
-            | Method::Info
             | Method::Message
             | Method::Update
             | Method::PRack
@@ -363,6 +569,16 @@ impl Core {
             }
         };
         self.respond(now, tx, response);
+    }
+
+    /// The account an inbound INVITE is for: the one whose user is in the Request-URI, else the
+    /// first account.
+    fn account_for(&self, request: &Request) -> Option<usize> {
+        let user = request.uri.auth.as_ref().map(|auth| auth.user.clone());
+        self.registrations
+            .iter()
+            .position(|r| Some(&r.setup().user) == user.as_ref())
+            .or((!self.registrations.is_empty()).then_some(0))
     }
 
     fn respond(&mut self, now: Instant, tx: ServerTxId, response: sip::Response) {

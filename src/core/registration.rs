@@ -182,6 +182,21 @@ impl Registration {
         &self.setup.name
     }
 
+    pub fn setup(&self) -> &AccountSetup {
+        &self.setup
+    }
+
+    /// Where this account's requests go now (the registrar in use, or the primary).
+    pub fn route(&self) -> Option<super::call::AccountRoute<'_>> {
+        let target = self.target().or(self.setup.targets.first())?;
+        Some(super::call::AccountRoute {
+            setup: &self.setup,
+            next_hop: target.next_hop,
+            route: target.route.as_deref(),
+            local_addr: self.contact_addr().unwrap_or(target.local_addr),
+        })
+    }
+
     pub fn state(&self) -> RegistrationState {
         self.state
     }

@@ -25,6 +25,7 @@ use ringside_config::{Config, ListenAddr, SipUri, TransportKind};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
+use crate::core::call::{MediaAction, MediaConfig};
 use crate::core::registration::{AccountSetup, RegistrarTarget};
 use crate::core::sip::wire;
 use crate::core::transaction::TimerConfig;
@@ -132,6 +133,12 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     for account in &config.accounts {
         accounts.push(account_setup(account, &udp_sockets, &tcp_locals).await?);
     }
+    let listen: Vec<(TransportKind, SocketAddr)> = udp_sockets
+        .iter()
+        .map(|(addr, _)| (TransportKind::Udp, *addr))
+        .chain(tcp_locals.iter().map(|addr| (TransportKind::Tcp, *addr)))
+        .collect();
+    let rtp_address = media_address(&listen, &accounts);
     let core_config = CoreConfig {
         user_agent: config.sip.user_agent.clone(),
         timers: TimerConfig {
@@ -143,6 +150,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
             .then(|| Duration::from_secs(u64::from(config.sip.keepalive_secs))),
         accounts,
         echo_media,
+        listen,
+        media: MediaConfig::new(rtp_address),
     };
     let listening: Vec<String> = udp_sockets
         .iter()
@@ -247,6 +256,19 @@ impl Engine {
     async fn pump(&mut self) {
         while let Some(transmit) = self.core.poll_transmit() {
             self.send(transmit).await;
+        }
+        while let Some(action) = self.core.poll_media() {
+            // The media engine arrives with the audio pipeline; until then calls carry no audio.
+            match &action {
+                MediaAction::Start {
+                    call,
+                    local_rtp,
+                    audio,
+                } => {
+                    tracing::warn!(%call, %local_rtp, remote = %audio.remote_rtp, codec = ?audio.codec.kind, "call media negotiated, but this build has no audio engine yet");
+                }
+                other => tracing::debug!(?other, "media action"),
+            }
         }
         let mut changed = false;
         while let Some(event) = self.core.poll_event() {
@@ -411,6 +433,26 @@ async fn account_setup(
         expires_secs: account.expires_secs,
         targets,
     })
+}
+
+/// The address written in SDP: a concrete listen address, else the one that routes to the
+/// first registrar, else loopback.
+fn media_address(
+    listen: &[(TransportKind, SocketAddr)],
+    accounts: &[AccountSetup],
+) -> std::net::IpAddr {
+    listen
+        .iter()
+        .map(|(_, addr)| addr.ip())
+        .find(|ip| !ip.is_unspecified())
+        .or_else(|| {
+            accounts
+                .iter()
+                .flat_map(|a| a.targets.first())
+                .map(|t| t.local_addr.ip())
+                .find(|ip| !ip.is_unspecified())
+        })
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
 }
 
 /// A/AAAA resolution of a SIP URI's host (SRV/NAPTR are not consulted yet).

@@ -57,6 +57,8 @@ pub fn core_config(accounts: Vec<AccountSetup>) -> CoreConfig {
         keepalive: None,
         accounts,
         echo_media: Some(addr("192.0.2.10:30000")),
+        listen: vec![(TransportKind::Udp, addr(UA_ADDR))],
+        media: ringside::core::call::MediaConfig::new(addr(UA_ADDR).ip()),
     }
 }
 
