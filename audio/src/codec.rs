@@ -159,7 +159,10 @@ pub struct CodecConfig {
 
 impl Default for CodecConfig {
     fn default() -> Self {
-        CodecConfig { frame_ms: 20, opus: OpusConfig::default() }
+        CodecConfig {
+            frame_ms: 20,
+            opus: OpusConfig::default(),
+        }
     }
 }
 

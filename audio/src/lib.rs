@@ -1,11 +1,22 @@
 //! `ringside-audio`: the real-time audio pipeline (codecs, jitter buffer, devices).
 //!
-//! Empty on purpose in this release: registration and signalling come first, and the media
-//! path lands with calls. The crate exists now so the workspace layout and its dependency rule
-//! are fixed from the start: `audio` never depends on the root `ringside` package, so it can be
-//! tested and benchmarked on its own.
+//! Dependency rule: `audio` never depends on the root `ringside` package, so it can be tested
+//! and benchmarked on its own.
+//!
+//! - [`codec`]: `Encoder`/`Decoder` traits, the codec factory and error taxonomy;
+//!   [`g711`] (PCMU/PCMA with G.711 Appendix I concealment) and [`opus_codec`] (libopus).
+//! - [`resample`]: polyphase resampling between codec rates (8/16/48 kHz) and device rates.
+//!
+//! Real-time rule for everything here: allocate at setup, never per frame.
 //!
 //! ```text
 //!   device (cpal / file / null) ─ring─► capture ─► encoder ─► RTP (shell)
 //!   RTP (shell) ─► jitter buffer ─► decoder ─► playback ─ring─► device
 //! ```
+
+pub mod jitter;
+
+pub mod codec;
+pub mod g711;
+pub mod opus_codec;
+pub mod resample;

@@ -1,0 +1,222 @@
+//! Opus (RFC 6716 / RFC 7587) through libopus (`opus` crate, libopus bundled and built by cmake).
+//!
+//! Fixed choices, and why:
+//! - **48 kHz mono internally.** RFC 7587 fixes the RTP clock at 48 kHz whatever the audio
+//!   bandwidth, and a softphone sends one voice; the device side resamples
+//!   ([`crate::resample`]).
+//! - **`Application::Voip`**: favours speech intelligibility (SILK/hybrid modes).
+//! - **In-band FEC on** with a configurable expected loss: libopus only spends bits on FEC
+//!   (LBRR) when `packet_loss_perc > 0`, and only in SILK/hybrid modes. The receiver recovers a
+//!   lost frame from the next packet with [`Decoder::decode_fec`].
+//! - **DTX off**: DTX stops sending packets in silence, which the jitter buffer would read as
+//!   loss and which breaks some NAT keep-alive assumptions.
+//!
+//! Real-time: libopus state is allocated once in the constructors; the encoder writes into a
+//! preallocated scratch packet buffer, the decoder writes into the caller's slice; nothing
+//! allocates per frame.
+
+use crate::codec::{CodecError, Decoder, Encoder};
+
+/// Opus sample rate used on both sides (the RTP clock rate of Opus).
+pub const SAMPLE_RATE_HZ: u32 = 48_000;
+/// Longest Opus packet duration (120 ms) in samples: size decode buffers with this to accept
+/// any packet a peer may send.
+pub const MAX_FRAME_SAMPLES: usize = 5760;
+/// libopus' recommended maximum packet size.
+const MAX_PACKET_BYTES: usize = 4000;
+
+/// Encoder settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpusConfig {
+    /// Target bit rate (default 24 kbps: wideband/super-wideband speech with room for FEC).
+    pub bitrate_bps: u32,
+    /// Expected packet loss in percent (0..=100); drives how much FEC is sent (default 10).
+    pub packet_loss_perc: u8,
+    /// In-band forward error correction (default on).
+    pub inband_fec: bool,
+}
+
+impl Default for OpusConfig {
+    fn default() -> Self {
+        OpusConfig {
+            bitrate_bps: 24_000,
+            packet_loss_perc: 10,
+            inband_fec: true,
+        }
+    }
+}
+
+fn lib_err(e: opus::Error) -> CodecError {
+    CodecError::Library {
+        function: e.function(),
+        description: e.description(),
+    }
+}
+
+/// Opus encoder: 48 kHz mono, VOIP, FEC per [`OpusConfig`], DTX off.
+#[derive(Debug)]
+pub struct OpusEncoder {
+    inner: opus::Encoder,
+    /// Scratch packet, allocated once.
+    packet: Box<[u8]>,
+}
+
+impl OpusEncoder {
+    /// Creates and configures the encoder.
+    pub fn new(config: OpusConfig) -> Result<Self, CodecError> {
+        if !(6_000..=510_000).contains(&config.bitrate_bps) {
+            return Err(CodecError::UnsupportedConfig(
+                "Opus bitrate_bps must be 6000..=510000",
+            ));
+        }
+        if config.packet_loss_perc > 100 {
+            return Err(CodecError::UnsupportedConfig(
+                "Opus packet_loss_perc must be 0..=100",
+            ));
+        }
+        let mut inner = opus::Encoder::new(
+            SAMPLE_RATE_HZ,
+            opus::Channels::Mono,
+            opus::Application::Voip,
+        )
+        .map_err(lib_err)?;
+        inner
+            .set_bitrate(opus::Bitrate::Bits(config.bitrate_bps as i32))
+            .map_err(lib_err)?;
+        inner.set_inband_fec(config.inband_fec).map_err(lib_err)?;
+        inner
+            .set_packet_loss_perc(i32::from(config.packet_loss_perc))
+            .map_err(lib_err)?;
+        inner.set_dtx(false).map_err(lib_err)?;
+        Ok(OpusEncoder {
+            inner,
+            packet: vec![0; MAX_PACKET_BYTES].into_boxed_slice(),
+        })
+    }
+
+    /// Encoder look-ahead in samples (the algorithmic delay the decoder output shows).
+    pub fn lookahead_samples(&mut self) -> Result<usize, CodecError> {
+        Ok(self.inner.get_lookahead().map_err(lib_err)?.max(0) as usize)
+    }
+}
+
+impl Encoder for OpusEncoder {
+    fn sample_rate_hz(&self) -> u32 {
+        SAMPLE_RATE_HZ
+    }
+
+    fn channels(&self) -> u8 {
+        1
+    }
+
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<usize, CodecError> {
+        // 2.5, 5, 10, 20, 40 and 60 ms at 48 kHz.
+        if !matches!(pcm.len(), 120 | 240 | 480 | 960 | 1920 | 2880) {
+            return Err(CodecError::BadInputLength {
+                got_samples: pcm.len(),
+                reason: "Opus takes 2.5/5/10/20/40/60 ms frames (120..2880 samples at 48 kHz)",
+            });
+        }
+        let n = self.inner.encode(pcm, &mut self.packet).map_err(lib_err)?;
+        out.extend_from_slice(&self.packet[..n]);
+        Ok(n)
+    }
+}
+
+/// Opus decoder: 48 kHz mono, libopus PLC for `conceal`, LBRR for `decode_fec`.
+#[derive(Debug)]
+pub struct OpusDecoder {
+    inner: opus::Decoder,
+    /// Duration of the last frame: the length of a concealed or FEC-recovered frame.
+    frame_samples: usize,
+}
+
+impl OpusDecoder {
+    /// A decoder; `frame_ms` (10, 20, 40 or 60) is the frame concealed before the first packet.
+    pub fn new(frame_ms: u32) -> Result<Self, CodecError> {
+        if !matches!(frame_ms, 10 | 20 | 40 | 60) {
+            return Err(CodecError::UnsupportedConfig(
+                "Opus frame_ms must be 10, 20, 40 or 60",
+            ));
+        }
+        let inner = opus::Decoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono).map_err(lib_err)?;
+        Ok(OpusDecoder {
+            inner,
+            frame_samples: (frame_ms * SAMPLE_RATE_HZ / 1000) as usize,
+        })
+    }
+
+    /// Samples in `payload`, or why the network handed us garbage.
+    fn packet_samples(payload: &[u8]) -> Result<usize, CodecError> {
+        let corrupt = |reason| CodecError::CorruptPayload {
+            codec: "opus",
+            payload_bytes: payload.len(),
+            reason,
+        };
+        if payload.is_empty() {
+            return Err(corrupt("empty payload"));
+        }
+        match opus::packet::get_nb_samples(payload, SAMPLE_RATE_HZ) {
+            Ok(n) if n > 0 && n <= MAX_FRAME_SAMPLES => Ok(n),
+            Ok(_) => Err(corrupt("packet duration out of range")),
+            Err(_) => Err(corrupt("invalid TOC / frame count")),
+        }
+    }
+
+    fn out_slice(frame_samples: usize, out: &mut [i16]) -> Result<&mut [i16], CodecError> {
+        let got = out.len();
+        out.get_mut(..frame_samples)
+            .ok_or(CodecError::OutputTooSmall {
+                needed_samples: frame_samples,
+                got_samples: got,
+            })
+    }
+}
+
+impl Decoder for OpusDecoder {
+    fn sample_rate_hz(&self) -> u32 {
+        SAMPLE_RATE_HZ
+    }
+
+    fn channels(&self) -> u8 {
+        1
+    }
+
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        let n = Self::packet_samples(payload)?;
+        let out = Self::out_slice(n, out)?;
+        let decoded = self
+            .inner
+            .decode(payload, out, false)
+            .map_err(|e| match e.code() {
+                opus::ErrorCode::InvalidPacket => CodecError::CorruptPayload {
+                    codec: "opus",
+                    payload_bytes: payload.len(),
+                    reason: "libopus rejected the packet",
+                },
+                _ => lib_err(e),
+            })?;
+        self.frame_samples = decoded;
+        Ok(decoded)
+    }
+
+    fn conceal(&mut self, out: &mut [i16]) -> Result<usize, CodecError> {
+        let out = Self::out_slice(self.frame_samples, out)?;
+        // An empty input asks libopus for its PLC.
+        self.inner.decode(&[], out, false).map_err(lib_err)
+    }
+
+    fn decode_fec(&mut self, next_payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        if Self::packet_samples(next_payload).is_err() {
+            // The next packet is unusable too; plain concealment is all that is left.
+            return self.conceal(out);
+        }
+        let out = Self::out_slice(self.frame_samples, out)?;
+        // With `fec = true` libopus decodes the LBRR copy of the previous frame carried in
+        // `next_payload`, or runs its PLC when the packet carries none.
+        match self.inner.decode(next_payload, out, true) {
+            Ok(n) => Ok(n),
+            Err(_) => self.conceal(out),
+        }
+    }
+}
