@@ -38,7 +38,6 @@ fn unsupported_methods_get_405_with_allow() {
         "NOTIFY",
         "REFER",
         "MESSAGE",
-        "INFO",
         "UPDATE",
         "PUBLISH",
         "REGISTER",
@@ -83,9 +82,19 @@ fn required_extension_we_lack_gets_420_with_unsupported() {
 }
 
 #[test]
-fn invite_for_a_user_other_than_echo_gets_480() {
+fn info_outside_a_dialog_gets_481() {
+    let mut scenario = Scenario::new(core_config(Vec::new()), Vec::new());
+    let response =
+        only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &request("INFO", "")));
+    assert_eq!(code(&response), 481);
+}
+
+#[test]
+fn invite_without_an_offer_gets_488_and_starts_no_call() {
+    // Offerless INVITEs (offer in the 200, answer in the ACK) are not supported yet.
     let mut scenario = Scenario::new(core_config(Vec::new()), Vec::new());
     let response =
         only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &request("INVITE", "")));
-    assert_eq!(code(&response), 480);
+    assert_eq!(code(&response), 488);
+    assert!(scenario.events.is_empty());
 }

@@ -234,14 +234,14 @@ impl Call {
         }
     }
 
-    fn from_header(&self) -> String {
+    fn header_from(&self) -> String {
         match self.direction {
             CallDirection::Outbound => format!("{};tag={}", self.local_addr_spec, self.local_tag),
             CallDirection::Inbound => self.remote_with_tag(),
         }
     }
 
-    fn to_header(&self) -> String {
+    fn header_to(&self) -> String {
         match self.direction {
             CallDirection::Outbound => self.remote_with_tag(),
             CallDirection::Inbound => format!("{};tag={}", self.local_addr_spec, self.local_tag),
@@ -289,8 +289,8 @@ impl Call {
             headers.push(header("Route", route.clone()));
         }
         headers.push(header("Max-Forwards", "70"));
-        headers.push(header("From", self.from_header()));
-        headers.push(header("To", self.to_header()));
+        headers.push(header("From", self.header_from()));
+        headers.push(header("To", self.header_to()));
         headers.push(header("Call-ID", self.sip_call_id.clone()));
         headers.push(header("CSeq", format!("{} {method}", self.local_cseq)));
         if method == Method::Invite {
@@ -827,12 +827,13 @@ impl Calls {
         };
         // RFC 3261 §12.2.2: a lower CSeq than the last one is out of order.
         let cseq = cseq_number(request);
-        if let (Some(seen), Some(new)) = (call.remote_cseq, cseq) {
-            if new <= seen && request.method != Method::Ack {
-                let response = response_to(request, 500, Some("Out of Order CSeq"), None);
-                let _ = ctx.transactions.respond(ctx.now, tx, response);
-                return true;
-            }
+        if let (Some(seen), Some(new)) = (call.remote_cseq, cseq)
+            && new <= seen
+            && request.method != Method::Ack
+        {
+            let response = response_to(request, 500, Some("Out of Order CSeq"), None);
+            let _ = ctx.transactions.respond(ctx.now, tx, response);
+            return true;
         }
         call.remote_cseq = cseq.or(call.remote_cseq);
         match request.method {
@@ -885,11 +886,11 @@ impl Calls {
         else {
             return false;
         };
-        if let Some(call) = self.calls.get_mut(&id) {
-            if let Some(incoming) = call.incoming.take() {
-                let response = response_to(&incoming.request, 487, None, Some(&call.local_tag));
-                let _ = ctx.transactions.respond(ctx.now, incoming.tx, response);
-            }
+        if let Some(call) = self.calls.get_mut(&id)
+            && let Some(incoming) = call.incoming.take()
+        {
+            let response = response_to(&incoming.request, 487, None, Some(&call.local_tag));
+            let _ = ctx.transactions.respond(ctx.now, incoming.tx, response);
         }
         self.end(ctx, &id, EndReason::Cancelled, None, None);
         true
@@ -1002,11 +1003,11 @@ impl Calls {
                     to_cancel.push(call.id.clone());
                 }
             }
-            if let Some((at, purpose)) = call.glare_retry_at {
-                if now >= at {
-                    call.glare_retry_at = None;
-                    glare.push((call.id.clone(), purpose));
-                }
+            if let Some((at, purpose)) = call.glare_retry_at
+                && now >= at
+            {
+                call.glare_retry_at = None;
+                glare.push((call.id.clone(), purpose));
             }
         }
         for (id, reason, detail) in to_end {
@@ -1029,10 +1030,11 @@ impl Calls {
             self.end(ctx, &id, EndReason::NoAnswer, None, None);
         }
         for (id, purpose) in glare {
-            if let Some(call) = self.calls.get_mut(&id) {
-                if call.state == CallState::Established && call.reinvite.is_none() {
-                    send_reinvite(ctx, call, purpose);
-                }
+            if let Some(call) = self.calls.get_mut(&id)
+                && call.state == CallState::Established
+                && call.reinvite.is_none()
+            {
+                send_reinvite(ctx, call, purpose);
             }
         }
     }
@@ -1067,18 +1069,18 @@ impl Calls {
                     call.remote_tag = to_tag(response);
                 }
                 let early_sdp = !response.body.is_empty();
-                if early_sdp && call.negotiated.is_none() {
-                    if let Ok(audio) = sdp::parse(&String::from_utf8_lossy(&response.body))
+                if early_sdp
+                    && call.negotiated.is_none()
+                    && let Ok(audio) = sdp::parse(&String::from_utf8_lossy(&response.body))
                         .and_then(|answer| sdp::accept_answer(&call.local_media, &answer))
-                    {
-                        call.negotiated = Some(audio.clone());
-                        start_or_update_media(ctx, call, audio);
-                        call.state = CallState::EarlyMedia;
-                        ctx.events.push_back(Event::CallEarlyMedia {
-                            call: call.info(ctx.now),
-                        });
-                        return;
-                    }
+                {
+                    call.negotiated = Some(audio.clone());
+                    start_or_update_media(ctx, call, audio);
+                    call.state = CallState::EarlyMedia;
+                    ctx.events.push_back(Event::CallEarlyMedia {
+                        call: call.info(ctx.now),
+                    });
+                    return;
                 }
                 if call.state == CallState::Dialing {
                     call.state = CallState::Ringing;
@@ -1445,7 +1447,7 @@ fn send_initial_invite(
         headers.push(header("Route", route.clone()));
     }
     headers.push(header("Max-Forwards", "70"));
-    headers.push(header("From", call.from_header()));
+    headers.push(header("From", call.header_from()));
     headers.push(header("To", call.remote_addr_spec.clone()));
     headers.push(header("Call-ID", call.sip_call_id.clone()));
     headers.push(header("CSeq", format!("{} INVITE", call.local_cseq)));
@@ -1570,8 +1572,8 @@ fn send_ack(ctx: &mut CallContext<'_>, call: &mut Call, response: &Response) {
         headers.push(header("Route", route.clone()));
     }
     headers.push(header("Max-Forwards", "70"));
-    headers.push(header("From", call.from_header()));
-    headers.push(header("To", call.to_header()));
+    headers.push(header("From", call.header_from()));
+    headers.push(header("To", call.header_to()));
     headers.push(header("Call-ID", call.sip_call_id.clone()));
     headers.push(header("CSeq", format!("{number} ACK")));
     headers.push(header("User-Agent", ctx.user_agent.to_owned()));

@@ -370,6 +370,7 @@ impl Core {
             self.transactions.poll_timeout(),
             registration,
             self.echo.poll_timeout(),
+            self.calls.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -501,12 +502,12 @@ impl Core {
                 return;
             }
         }
-        if request.method == Method::Cancel {
-            if let Some(invite_tx) = self.transactions.find_invite_for_cancel(&request) {
-                self.respond(now, tx, response_to(&request, 200, None, Some(&tag)));
-                self.with_calls(now, |calls, ctx| calls.cancel(ctx, invite_tx));
-                return;
-            }
+        if request.method == Method::Cancel
+            && let Some(invite_tx) = self.transactions.find_invite_for_cancel(&request)
+        {
+            self.respond(now, tx, response_to(&request, 200, None, Some(&tag)));
+            self.with_calls(now, |calls, ctx| calls.cancel(ctx, invite_tx));
+            return;
         }
         if request.method == Method::Invite && !in_dialog && !self.echo.is_for_echo(&request) {
             let account = self

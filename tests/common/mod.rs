@@ -2,6 +2,8 @@
 //! datagrams through an in-memory network; time jumps straight to the next deadline.
 #![allow(dead_code)]
 
+pub mod phone;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -335,6 +337,9 @@ pub struct Scenario {
     pub now: Instant,
     pub core: Core,
     pub registrars: Vec<TestRegistrar>,
+    pub phones: Vec<phone::Phone>,
+    /// Every media action the core asked for.
+    pub media: Vec<ringside::core::call::MediaAction>,
     /// Every event the core emitted, with the instant.
     pub events: Vec<(Instant, Event)>,
     /// Every datagram the core sent, with the instant.
@@ -353,6 +358,8 @@ impl Scenario {
             now: start,
             core,
             registrars,
+            phones: Vec::new(),
+            media: Vec::new(),
             events: Vec::new(),
             sent: Vec::new(),
             inbox: VecDeque::new(),
@@ -381,6 +388,13 @@ impl Scenario {
             while let Some(transmit) = self.core.poll_transmit() {
                 progressed = true;
                 self.sent.push((self.now, transmit.clone()));
+                if let Some(phone) = self
+                    .phones
+                    .iter_mut()
+                    .find(|p| p.addr == transmit.destination.addr)
+                {
+                    phone.handle(self.now, &transmit.payload);
+                }
                 if let Some(registrar) = self
                     .registrars
                     .iter_mut()
@@ -401,13 +415,23 @@ impl Scenario {
                     }
                 }
             }
+            for phone in &mut self.phones {
+                for bytes in phone.take_outbox() {
+                    self.inbox.push_back((Peer::udp(phone.addr), bytes));
+                }
+            }
             while let Some((from, bytes)) = self.inbox.pop_front() {
                 progressed = true;
                 self.core
                     .handle_datagram(self.now, addr(UA_ADDR), from, &bytes);
             }
             while let Some(event) = self.core.poll_event() {
+                progressed = true;
                 self.events.push((self.now, event));
+            }
+            while let Some(action) = self.core.poll_media() {
+                progressed = true;
+                self.media.push(action);
             }
             if !progressed {
                 return;
@@ -421,10 +445,24 @@ impl Scenario {
         let end = self.now + duration;
         loop {
             self.exchange();
-            match self.core.poll_timeout() {
+            let phone_deadline = self
+                .phones
+                .iter()
+                .filter_map(phone::Phone::poll_timeout)
+                .min();
+            let deadline = [self.core.poll_timeout(), phone_deadline]
+                .into_iter()
+                .flatten()
+                .min();
+            match deadline {
                 Some(deadline) if deadline <= end => {
                     self.now = self.now.max(deadline);
-                    self.core.handle_timeout(self.now);
+                    for phone in &mut self.phones {
+                        phone.handle_timeout(self.now);
+                    }
+                    if self.core.poll_timeout().is_some_and(|at| at <= self.now) {
+                        self.core.handle_timeout(self.now);
+                    }
                 }
                 _ => break,
             }
@@ -442,9 +480,15 @@ impl Scenario {
                 "condition not reached within {limit:?}; events: {:#?}",
                 self.events
             );
-            let step = self
-                .core
-                .poll_timeout()
+            let phone_deadline = self
+                .phones
+                .iter()
+                .filter_map(phone::Phone::poll_timeout)
+                .min();
+            let step = [self.core.poll_timeout(), phone_deadline]
+                .into_iter()
+                .flatten()
+                .min()
                 .map_or(end, |d| d.min(end))
                 .max(self.now);
             let step = if step == self.now {
@@ -496,3 +540,81 @@ pub fn header_of<'a>(request: &'a Request, name: &'a str) -> Option<&'a str> {
 pub fn headers_of<'a>(request: &'a Request, name: &'a str) -> Vec<&'a str> {
     header_values(request.headers(), name).collect()
 }
+
+/// A core with no account and one far-end phone at `phone::PHONE_ADDR`.
+pub fn phone_scenario(reply: phone::InviteReply) -> Scenario {
+    let mut scenario = Scenario::new(core_config(Vec::new()), Vec::new());
+    scenario.phones.push(phone::Phone::new(reply));
+    scenario
+}
+
+impl Scenario {
+    /// Dials `to` and returns the new call id.
+    pub fn dial(&mut self, to: &str) -> String {
+        let reply = self
+            .core
+            .handle_command(
+                self.now,
+                ringside::core::Command::Dial {
+                    to: to.into(),
+                    account: None,
+                },
+            )
+            .expect("dial accepted");
+        self.exchange();
+        match reply {
+            ringside::core::CommandReply::CallCreated { call } => call,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Applies a command now and lets the network settle.
+    pub fn command(
+        &mut self,
+        command: ringside::core::Command,
+    ) -> Result<ringside::core::CommandReply, ringside::core::CommandError> {
+        let result = self.core.handle_command(self.now, command);
+        self.exchange();
+        result
+    }
+
+    /// Lets the phone act (its outbox is delivered).
+    pub fn phone(&mut self) -> &mut phone::Phone {
+        &mut self.phones[0]
+    }
+
+    /// Call events of one call, as type names.
+    pub fn call_events(&self, call: &str) -> Vec<&'static str> {
+        self.events
+            .iter()
+            .filter(|(_, e)| e.call().is_some_and(|c| c.id == call))
+            .map(|(_, e)| e.type_name())
+            .collect()
+    }
+
+    /// The id of the only call that appeared.
+    pub fn only_call_id(&self) -> String {
+        let ids: std::collections::BTreeSet<String> = self
+            .events
+            .iter()
+            .filter_map(|(_, e)| e.call().map(|c| c.id.clone()))
+            .collect();
+        assert_eq!(ids.len(), 1, "{:#?}", self.events);
+        ids.into_iter().next().unwrap_or_default()
+    }
+
+    /// The `call.ended` event of a call (reason, status code).
+    pub fn ended(&self, call: &str) -> Option<(ringside::events::EndReason, Option<u16>)> {
+        self.events.iter().find_map(|(_, e)| match e {
+            Event::CallEnded {
+                call: info,
+                reason,
+                status_code,
+                ..
+            } if info.id == call => Some((*reason, *status_code)),
+            _ => None,
+        })
+    }
+}
+
+pub const PHONE_URI: &str = "sip:bob@192.0.2.20:5060";

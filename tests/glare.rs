@@ -1,0 +1,48 @@
+//! re-INVITE glare (RFC 3261 §14): both sides offer at once; each answers the other 491 and
+//! Ringside retries after the RFC's random back-off (virtual time).
+mod common;
+
+use std::time::Duration;
+
+use common::phone::{InviteReply, sdp_offer};
+use common::*;
+use ringside::core::Command;
+use ringside::core::sip::Method;
+
+#[test]
+fn crossing_reinvites_get_491_and_ours_is_retried() {
+    let mut scenario = phone_scenario(InviteReply::AnswerAfter(Duration::from_millis(100)));
+    let call = scenario.dial(PHONE_URI);
+    scenario.run_for(Duration::from_secs(1));
+
+    // Our hold re-INVITE reaches the phone, which holds it while sending its own.
+    scenario.phones[0].hold_reinvites = true;
+    scenario
+        .command(Command::Hold { call: call.clone() })
+        .unwrap();
+    scenario.phone().send_in_dialog(
+        "INVITE",
+        None,
+        Some(("application/sdp", &sdp_offer("sendrecv"))),
+    );
+    scenario.exchange();
+    assert!(
+        scenario.phones[0].response_codes().contains(&491),
+        "Ringside refuses the crossing offer"
+    );
+
+    scenario.phones[0].hold_reinvites = false;
+    scenario.phone().release_held_reinvite(491);
+    let refused_at = scenario.now;
+    scenario.exchange();
+    let before = scenario.phones[0].requests(Method::Invite).len();
+    scenario.run_for(Duration::from_secs(5));
+    let invites: Vec<_> = scenario.phones[0].received.iter().filter(|(_, m)| matches!(m, ringside::core::sip::SipMessage::Request(r) if r.method == Method::Invite)).map(|(at, _)| *at).collect();
+    assert_eq!(invites.len(), before + 1, "one retry");
+    let waited = *invites.last().unwrap() - refused_at;
+    assert!(
+        waited >= Duration::from_millis(2100) && waited <= Duration::from_millis(4000),
+        "{waited:?}"
+    );
+    assert!(scenario.call_events(&call).contains(&"call.held"));
+}
