@@ -113,6 +113,35 @@ pub struct SipSettings {
     pub t1_ms: u64,
     pub t2_ms: u64,
     pub t4_ms: u64,
+    /// Certificates and verification for `tls:` listeners and TLS registrars.
+    pub tls: TlsSettings,
+}
+
+/// The TLS keys of `[sip]`. Paths are resolved against the config file's directory and
+/// were readable PEM when the config was loaded. The private key's contents are never read
+/// into this struct (nor into any error message): the shell loads it when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `tls_ca_file`: PEM certificates trusted for servers; `None` = the system store.
+    pub ca_file: Option<PathBuf>,
+    /// `tls_cert_file`: PEM certificate chain presented by `tls:` listeners.
+    pub cert_file: Option<PathBuf>,
+    /// `tls_key_file`: PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// `tls_verify`: verify servers' certificates and names (default `true`). `false`
+    /// accepts any certificate: for lab PBXs only, and the shell warns loudly.
+    pub verify: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            verify: true,
+        }
+    }
 }
 
 impl Default for SipSettings {
@@ -127,6 +156,7 @@ impl Default for SipSettings {
             t1_ms: DEFAULT_T1_MS,
             t2_ms: DEFAULT_T2_MS,
             t4_ms: DEFAULT_T4_MS,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -153,8 +183,8 @@ impl std::str::FromStr for ListenAddr {
     }
 }
 
-/// Reads and validates a config file. Relative `password_file` paths are resolved
-/// against the file's directory.
+/// Reads and validates a config file. Relative `password_file` and `tls_*_file` paths are
+/// resolved against the file's directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)

@@ -31,6 +31,10 @@ pub(crate) struct RawSip {
     pub t1_ms: Option<Spanned<i64>>,
     pub t2_ms: Option<Spanned<i64>>,
     pub t4_ms: Option<Spanned<i64>>,
+    pub tls_ca_file: Option<Spanned<String>>,
+    pub tls_cert_file: Option<Spanned<String>>,
+    pub tls_key_file: Option<Spanned<String>>,
+    pub tls_verify: Option<Spanned<bool>>,
 }
 
 /// One `[[account]]` as written. Required keys are `Option` too, so that every missing
@@ -325,7 +329,11 @@ mod tests {
                 "keepalive_secs",
                 "t1_ms",
                 "t2_ms",
-                "t4_ms"
+                "t4_ms",
+                "tls_ca_file",
+                "tls_cert_file",
+                "tls_key_file",
+                "tls_verify"
             ]
         );
         assert_eq!(fields_of::<RawAccount>().len(), 12);

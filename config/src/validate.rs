@@ -15,7 +15,7 @@ use serde_spanned::Spanned;
 use crate::error::Sink;
 use crate::raw::{RawAccount, RawConfig, RawSip, Span};
 use crate::uri::{SipUri, TransportKind, validate_host};
-use crate::{Account, Config, ListenAddr, Secret, SipSettings};
+use crate::{Account, Config, ListenAddr, Secret, SipSettings, TlsSettings};
 
 /// Allowed range of `expires_secs`.
 pub const EXPIRES_RANGE: std::ops::RangeInclusive<i64> = 10..=86_400;
@@ -35,7 +35,7 @@ pub(crate) struct Ctx<'a> {
 /// sink then holds at least one error.
 pub(crate) fn validate(raw: RawConfig, ctx: &Ctx<'_>, sink: &mut Sink<'_>) -> Option<Config> {
     let sip = match &raw.sip {
-        Some(s) => sip_settings(s, sink),
+        Some(s) => sip_settings(s, ctx, sink),
         None => Some(SipSettings::default()),
     };
     let mut names: HashMap<String, usize> = HashMap::new();
@@ -71,11 +71,13 @@ pub(crate) fn validate(raw: RawConfig, ctx: &Ctx<'_>, sink: &mut Sink<'_>) -> Op
     })
 }
 
-fn sip_settings(raw: &Spanned<RawSip>, sink: &mut Sink<'_>) -> Option<SipSettings> {
+fn sip_settings(raw: &Spanned<RawSip>, ctx: &Ctx<'_>, sink: &mut Sink<'_>) -> Option<SipSettings> {
     let span = raw.span();
     let s = raw.get_ref();
     let defaults = SipSettings::default();
     let mut ok = true;
+    // Index and span of every `tls:` entry, for the certificate check.
+    let mut tls_listeners: Vec<(usize, Span)> = Vec::new();
 
     let listen = match &s.listen {
         None => defaults.listen,
@@ -118,6 +120,9 @@ fn sip_settings(raw: &Spanned<RawSip>, sink: &mut Sink<'_>) -> Option<SipSetting
                             );
                             ok = false;
                         } else {
+                            if addr.transport == TransportKind::Tls {
+                                tls_listeners.push((i, entry.span()));
+                            }
                             out.push((addr, i));
                         }
                     }
@@ -181,6 +186,8 @@ fn sip_settings(raw: &Spanned<RawSip>, sink: &mut Sink<'_>) -> Option<SipSetting
         ok = false;
     }
 
+    let tls = tls_settings(s, &tls_listeners, ctx, sink);
+
     Some(SipSettings {
         listen,
         user_agent,
@@ -188,8 +195,135 @@ fn sip_settings(raw: &Spanned<RawSip>, sink: &mut Sink<'_>) -> Option<SipSetting
         t1_ms: t1_ms?,
         t2_ms: t2_ms?,
         t4_ms: t4_ms?,
+        tls: tls?,
     })
     .filter(|_| ok)
+}
+
+/// What a `tls_*_file` must hold.
+#[derive(Clone, Copy)]
+enum Pem {
+    Certificate,
+    PrivateKey,
+}
+
+/// The `tls_*` keys: every file readable and holding PEM of the right kind; certificate and
+/// key come together, and a `tls:` listener needs both (`tls_listeners`: index and span of
+/// each `tls:` entry of `listen`). File contents never reach a message.
+fn tls_settings(
+    s: &RawSip,
+    tls_listeners: &[(usize, Span)],
+    ctx: &Ctx<'_>,
+    sink: &mut Sink<'_>,
+) -> Option<TlsSettings> {
+    let ca_file = pem_file(
+        &s.tls_ca_file,
+        "sip.tls_ca_file",
+        Pem::Certificate,
+        ctx,
+        sink,
+    );
+    let cert_file = pem_file(
+        &s.tls_cert_file,
+        "sip.tls_cert_file",
+        Pem::Certificate,
+        ctx,
+        sink,
+    );
+    let key_file = pem_file(
+        &s.tls_key_file,
+        "sip.tls_key_file",
+        Pem::PrivateKey,
+        ctx,
+        sink,
+    );
+    let mut ok = true;
+    match (&s.tls_cert_file, &s.tls_key_file) {
+        (Some(cert), None) => {
+            sink.at(
+                &cert.span(),
+                "sip.tls_cert_file: set sip.tls_key_file (its private key) too",
+            );
+            ok = false;
+        }
+        (None, Some(key)) => {
+            sink.at(
+                &key.span(),
+                "sip.tls_key_file: set sip.tls_cert_file (its certificate) too",
+            );
+            ok = false;
+        }
+        (None, None) => {
+            for (i, span) in tls_listeners {
+                sink.at(
+                    span,
+                    format!(
+                        "sip.listen[{i}]: a tls listener needs a certificate: set sip.tls_cert_file and sip.tls_key_file"
+                    ),
+                );
+                ok = false;
+            }
+        }
+        (Some(_), Some(_)) => {}
+    }
+    let verify = s.tls_verify.as_ref().is_none_or(|v| *v.get_ref());
+    Some(TlsSettings {
+        ca_file: ca_file?,
+        cert_file: cert_file?,
+        key_file: key_file?,
+        verify,
+    })
+    .filter(|_| ok)
+}
+
+/// `None` if the key is set but unusable (reported), `Some(None)` if absent, else the
+/// resolved path of a readable file that holds the wanted PEM block.
+fn pem_file(
+    value: &Option<Spanned<String>>,
+    key: &str,
+    want: Pem,
+    ctx: &Ctx<'_>,
+    sink: &mut Sink<'_>,
+) -> Option<Option<PathBuf>> {
+    let Some(value) = value else {
+        return Some(None);
+    };
+    let given = value.get_ref();
+    if given.is_empty() {
+        sink.at(&value.span(), format!("{key}: must not be empty"));
+        return None;
+    }
+    let full: PathBuf = match ctx.base_dir {
+        Some(dir) => dir.join(given),
+        None => PathBuf::from(given),
+    };
+    let shown = full.display().to_string();
+    let bytes = match std::fs::read(&full) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            sink.at(&value.span(), format!("{key}: cannot read {shown:?}: {e}"));
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let found = text.lines().any(|line| {
+        let line = line.trim();
+        match want {
+            Pem::Certificate => line == "-----BEGIN CERTIFICATE-----",
+            Pem::PrivateKey => {
+                line.starts_with("-----BEGIN ") && line.ends_with("PRIVATE KEY-----")
+            }
+        }
+    });
+    if found {
+        return Some(Some(full));
+    }
+    let what = match want {
+        Pem::Certificate => "no PEM certificate (no \"-----BEGIN CERTIFICATE-----\" line)",
+        Pem::PrivateKey => "no PEM private key (no \"-----BEGIN ... PRIVATE KEY-----\" line)",
+    };
+    sink.at(&value.span(), format!("{key}: {shown:?} holds {what}"));
+    None
 }
 
 /// `None` if the key is absent, `Some(None)` if present but out of range (reported).

@@ -4,8 +4,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use ringside_config::{
-    Config, ConfigErrors, ListenAddr, SipSettings, SipUri, TransportKind, embedded_default, load,
-    parse_str, parse_str_with_env,
+    Config, ConfigErrors, ListenAddr, SipSettings, SipUri, TlsSettings, TransportKind,
+    embedded_default, load, parse_str, parse_str_with_env,
 };
 
 const FILE: &str = "t.toml";
@@ -114,6 +114,7 @@ fn sip_defaults() {
         t1_ms: 500,
         t2_ms: 4000,
         t4_ms: 5000,
+        tls: TlsSettings::default(),
     };
     assert_eq!(ok(MINIMAL).sip, expected);
     assert_eq!(ok("").sip, expected);
@@ -145,7 +146,14 @@ fn embedded_default_has_no_accounts_and_no_source() {
 
 #[test]
 fn every_key_set() {
-    let c = ok(r#"
+    // The TLS files need only hold PEM blocks of the right kind to pass validation.
+    let dir = tempfile::tempdir().unwrap();
+    let cert = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
+    write(dir.path(), "ca.pem", cert);
+    write(dir.path(), "cert.pem", cert);
+    let key = "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n";
+    write(dir.path(), "key.pem", key);
+    let text = r#"
 [sip]
 listen = ["udp:0.0.0.0:5070", "tls:[::1]:5071", "tcp:0.0.0.0:5070"]
 user_agent = "Acme/2"
@@ -153,6 +161,10 @@ keepalive_secs = 0
 t1_ms = 250
 t2_ms = 250
 t4_ms = 1000
+tls_ca_file = "ca.pem"
+tls_cert_file = "cert.pem"
+tls_key_file = "key.pem"
+tls_verify = false
 
 [[account]]
 name = "office"
@@ -171,8 +183,19 @@ name = "home"
 user = "bob"
 password = "x"
 domain = "192.0.2.7"
-"#);
+"#;
+    let c = parse_str_with_env(text, FILE, Some(dir.path()), &env)
+        .unwrap_or_else(|e| panic!("expected success, got:\n{e}"));
     let s = &c.sip;
+    assert_eq!(
+        s.tls,
+        TlsSettings {
+            ca_file: Some(dir.path().join("ca.pem")),
+            cert_file: Some(dir.path().join("cert.pem")),
+            key_file: Some(dir.path().join("key.pem")),
+            verify: false,
+        }
+    );
     assert_eq!(s.listen.len(), 3);
     assert_eq!(s.listen[1].transport, TransportKind::Tls);
     assert_eq!(s.listen[1].addr, "[::1]:5071".parse().unwrap());
@@ -669,9 +692,14 @@ fn bad_listen() {
         "\"tls",
         &["sip.listen[1]: cannot share a TCP port with `tcp:[::1]:5062`"],
     );
-    // tls is accepted syntactically; IPv6 in brackets.
-    let c = ok("[sip]\nlisten = [\"tls:[::1]:5063\", \"UDP:[::1]:5063\"]\n");
-    assert_eq!(c.sip.listen[0].transport, TransportKind::Tls);
+    // tls parses (IPv6 in brackets) but needs a certificate (config/tests/tls.rs).
+    one_error(
+        "[sip]\nlisten = [\"tls:[::1]:5063\", \"UDP:[::1]:5063\"]\n",
+        "\"tls",
+        &["sip.listen[0]: a tls listener needs a certificate"],
+    );
+    let c = ok("[sip]\nlisten = [\"TCP:[::1]:5063\", \"UDP:[::1]:5063\"]\n");
+    assert_eq!(c.sip.listen[0].transport, TransportKind::Tcp);
     assert_eq!(c.sip.listen[1].to_string(), "udp:[::1]:5063");
 }
 
@@ -884,6 +912,10 @@ fn example_parses_and_documents_every_key() {
         "t1_ms",
         "t2_ms",
         "t4_ms",
+        "tls_ca_file",
+        "tls_cert_file",
+        "tls_key_file",
+        "tls_verify",
         "name",
         "user",
         "auth_user",

@@ -5,13 +5,17 @@
 //! see the core: they forward bytes over one bounded channel, so the core has exactly one owner.
 //!
 //! ```text
-//!   UDP reader tasks ─┐                       ┌─► UDP send_to
-//!   TCP conn tasks   ─┼─► inbound channel ─► run loop (owns Core) ─► TCP conn writers
-//!   signals          ─┘                       └─► log, status file
+//!   UDP reader tasks    ─┐                       ┌─► UDP send_to
+//!   TCP/TLS conn tasks  ─┼─► inbound channel ─► run loop (owns Core) ─► TCP/TLS conn writers
+//!   signals             ─┘                       └─► log, status file
 //! ```
+//!
+//! TCP and TLS connections share one connection task (`tcp.rs`); TLS adds a rustls
+//! handshake in front of it (`tls.rs`).
 
 mod status;
 mod tcp;
+mod tls;
 
 pub use status::{StatusFile, read_status, status_path};
 
@@ -21,9 +25,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringside_config::{Config, ListenAddr, SipUri, TransportKind};
+use ringside_config::{Config, ListenAddr, SipUri, TlsSettings, TransportKind};
+use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
 
 use crate::core::call::{MediaAction, MediaConfig};
 use crate::core::registration::{AccountSetup, RegistrarTarget};
@@ -68,8 +74,8 @@ pub enum StartError {
         uri: String,
         transport: &'static str,
     },
-    #[error("{what} uses TLS, which this build does not support yet: use udp or tcp")]
-    TlsUnsupported { what: String },
+    #[error("TLS: {reason}")]
+    Tls { reason: String },
 }
 
 /// Something a socket task tells the run loop.
@@ -80,21 +86,23 @@ pub(crate) enum Inbound {
         source: Peer,
         bytes: Vec<u8>,
     },
-    /// A TCP connection is ready to carry messages to `peer`.
+    /// A TCP or TLS connection is ready to carry messages to `peer`.
     Connected {
-        peer: SocketAddr,
+        peer: Peer,
         writer: mpsc::Sender<Vec<u8>>,
     },
-    /// A TCP connection failed or closed.
-    Closed { peer: SocketAddr, reason: String },
+    /// A TCP or TLS connection failed (e.g. a rejected certificate) or closed.
+    Closed { peer: Peer, reason: String },
 }
 
 /// Runs the engine until SIGINT/SIGTERM, then unregisters and returns.
 pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
-    reject_tls(&config)?;
+    let tls_connector = tls_start(&config)?;
+    let tls_acceptor = tls_acceptor(&config)?;
     let (inbound_tx, mut inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
     let mut udp_sockets = Vec::new();
     let mut tcp_locals = Vec::new();
+    let mut tls_locals = Vec::new();
     for listen in &config.sip.listen {
         match listen.transport {
             TransportKind::Udp => {
@@ -115,28 +123,50 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                 let local = listener
                     .local_addr()
                     .map_err(|source| listen_error(listen, source))?;
-                tokio::spawn(tcp::accept_loop(listener, local, inbound_tx.clone()));
+                tokio::spawn(tcp::accept_loop(listener, local, None, inbound_tx.clone()));
                 tcp_locals.push(local);
             }
-            TransportKind::Tls => unreachable_tls(),
+            TransportKind::Tls => {
+                let listener = TcpListener::bind(listen.addr)
+                    .await
+                    .map_err(|source| listen_error(listen, source))?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|source| listen_error(listen, source))?;
+                tokio::spawn(tcp::accept_loop(
+                    listener,
+                    local,
+                    tls_acceptor.clone(),
+                    inbound_tx.clone(),
+                ));
+                tls_locals.push(local);
+            }
         }
     }
     let echo_media = start_echo_media(
         udp_sockets
             .first()
             .map(|(addr, _)| *addr)
-            .or(tcp_locals.first().copied()),
+            .or(tcp_locals.first().copied())
+            .or(tls_locals.first().copied()),
     )
     .await;
 
     let mut accounts = Vec::new();
+    let mut tls_names = HashMap::new();
     for account in &config.accounts {
-        accounts.push(account_setup(account, &udp_sockets, &tcp_locals).await?);
+        let locals = Locals {
+            udp: &udp_sockets,
+            tcp: &tcp_locals,
+            tls: &tls_locals,
+        };
+        accounts.push(account_setup(account, locals, &mut tls_names).await?);
     }
     let listen: Vec<(TransportKind, SocketAddr)> = udp_sockets
         .iter()
         .map(|(addr, _)| (TransportKind::Udp, *addr))
         .chain(tcp_locals.iter().map(|addr| (TransportKind::Tcp, *addr)))
+        .chain(tls_locals.iter().map(|addr| (TransportKind::Tls, *addr)))
         .collect();
     let rtp_address = media_address(&listen, &accounts);
     let core_config = CoreConfig {
@@ -157,12 +187,14 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         .iter()
         .map(|(addr, _)| format!("udp:{addr}"))
         .chain(tcp_locals.iter().map(|addr| format!("tcp:{addr}")))
+        .chain(tls_locals.iter().map(|addr| format!("tls:{addr}")))
         .collect();
     if config.accounts.is_empty() {
         let echo_at = udp_sockets
             .first()
             .map(|(a, _)| *a)
-            .or(tcp_locals.first().copied());
+            .or(tcp_locals.first().copied())
+            .or(tls_locals.first().copied());
         if let Some(addr) = echo_at {
             tracing::info!(
                 "no account configured: call sip:echo@{addr} from any softphone for the built-in echo test"
@@ -174,7 +206,12 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     let mut engine = Engine {
         core: Core::new(core_config, now(), entropy()),
         udp_sockets,
-        tcp_writers: HashMap::new(),
+        stream_writers: HashMap::new(),
+        tls: TlsClients {
+            settings: config.sip.tls.clone(),
+            connector: tls_connector,
+            names: tls_names,
+        },
         inbound_tx,
         sip_trace: options.sip_trace,
         status: StatusFile::create(listening, echo_media),
@@ -221,7 +258,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
 struct Engine {
     core: Core,
     udp_sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
-    tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    /// One writer per TCP or TLS connection, keyed by transport and peer address.
+    stream_writers: HashMap<Peer, mpsc::Sender<Vec<u8>>>,
+    tls: TlsClients,
     inbound_tx: mpsc::Sender<Inbound>,
     sip_trace: bool,
     status: StatusFile,
@@ -241,13 +280,20 @@ impl Engine {
                 self.core.handle_datagram(now(), local, source, &bytes);
             }
             Inbound::Connected { peer, writer } => {
-                self.tcp_writers.insert(peer, writer);
+                self.stream_writers.insert(peer, writer);
             }
             Inbound::Closed { peer, reason } => {
-                self.tcp_writers.remove(&peer);
-                tracing::debug!(%peer, %reason, "TCP connection closed");
-                self.core
-                    .handle_transport_error(now(), Peer::tcp(peer), &reason);
+                // A closed connection has dropped its receiver; a newer one to the same
+                // peer stays.
+                if self
+                    .stream_writers
+                    .get(&peer)
+                    .is_some_and(mpsc::Sender::is_closed)
+                {
+                    self.stream_writers.remove(&peer);
+                }
+                tracing::debug!(peer = %peer.addr, transport = transport_label(peer.transport), %reason, "connection closed");
+                self.core.handle_transport_error(now(), peer, &reason);
             }
         }
     }
@@ -306,21 +352,65 @@ impl Engine {
                     tracing::debug!(to = %destination.addr, %error, "UDP send failed");
                 }
             }
-            TransportKind::Tcp => {
-                let writer = match self.tcp_writers.get(&destination.addr) {
+            TransportKind::Tcp | TransportKind::Tls => {
+                let writer = match self.stream_writers.get(&destination) {
                     Some(writer) if !writer.is_closed() => writer.clone(),
                     _ => {
-                        let writer = tcp::connect(destination.addr, self.inbound_tx.clone());
-                        self.tcp_writers.insert(destination.addr, writer.clone());
+                        let tls = match destination.transport {
+                            TransportKind::Tls => match self.tls.client(destination.addr) {
+                                Ok(client) => Some(client),
+                                Err(reason) => {
+                                    tracing::warn!(to = %destination.addr, %reason, "cannot open a TLS connection");
+                                    self.core
+                                        .handle_transport_error(now(), destination, &reason);
+                                    return;
+                                }
+                            },
+                            _ => None,
+                        };
+                        let writer = tcp::connect(destination, tls, self.inbound_tx.clone());
+                        self.stream_writers.insert(destination, writer.clone());
                         writer
                     }
                 };
                 if writer.try_send(payload).is_err() {
-                    tracing::warn!(to = %destination.addr, "TCP connection backlog full: message dropped");
+                    tracing::warn!(to = %destination.addr, transport = transport_label(destination.transport), "connection backlog full: message dropped");
                 }
             }
-            TransportKind::Tls => unreachable_tls(),
         }
+    }
+}
+
+/// What outgoing TLS connections need: the verifying client configuration (built at start
+/// when an account uses TLS, else on first use) and the name each next hop must prove.
+struct TlsClients {
+    settings: TlsSettings,
+    connector: Option<TlsConnector>,
+    /// The configured URI host of each TLS next hop, by resolved address.
+    names: HashMap<SocketAddr, ServerName<'static>>,
+}
+
+impl TlsClients {
+    fn client(&mut self, addr: SocketAddr) -> Result<tcp::TlsClient, String> {
+        let connector = match &self.connector {
+            Some(connector) => connector.clone(),
+            None => {
+                let connector = tls::connector(&self.settings)?;
+                self.connector = Some(connector.clone());
+                connector
+            }
+        };
+        // A destination no URI named (none yet: requests only go to registrars and proxies)
+        // must prove its IP address.
+        let server_name = self
+            .names
+            .get(&addr)
+            .cloned()
+            .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
+        Ok(tcp::TlsClient {
+            connector,
+            server_name,
+        })
     }
 }
 
@@ -365,10 +455,20 @@ async fn start_echo_media(near: Option<SocketAddr>) -> Option<SocketAddr> {
     Some(local)
 }
 
+/// The bound local addresses, by transport.
+#[derive(Clone, Copy)]
+struct Locals<'a> {
+    udp: &'a [(SocketAddr, Arc<UdpSocket>)],
+    tcp: &'a [SocketAddr],
+    tls: &'a [SocketAddr],
+}
+
+/// Resolves an account's registrars (or its proxy); records in `tls_names` the host each
+/// TLS next hop's certificate must name.
 async fn account_setup(
     account: &ringside_config::Account,
-    udp_sockets: &[(SocketAddr, Arc<UdpSocket>)],
-    tcp_locals: &[SocketAddr],
+    locals: Locals<'_>,
+    tls_names: &mut HashMap<SocketAddr, ServerName<'static>>,
 ) -> Result<AccountSetup, StartError> {
     let proxy = match &account.outbound_proxy {
         Some(proxy) => Some((proxy.clone(), resolve(&account.name, proxy).await?)),
@@ -376,7 +476,7 @@ async fn account_setup(
     };
     let mut targets = Vec::new();
     for registrar in std::iter::once(&account.registrar).chain(&account.registrar_fallback) {
-        let (next_hop, route) = match &proxy {
+        let (next_hop, route, hop_uri) = match &proxy {
             Some((uri, addr)) => {
                 let route = format!("<{};lr>", uri);
                 (
@@ -385,6 +485,7 @@ async fn account_setup(
                         addr: *addr,
                     },
                     Some(route),
+                    uri,
                 )
             }
             None => {
@@ -395,19 +496,23 @@ async fn account_setup(
                         addr,
                     },
                     None,
+                    registrar,
                 )
             }
         };
+        if next_hop.transport == TransportKind::Tls {
+            let name = tls::server_name(&hop_uri.host).map_err(|reason| StartError::Resolve {
+                account: account.name.clone(),
+                uri: hop_uri.to_string(),
+                reason: format!("not a TLS server name: {reason}"),
+            })?;
+            tls_names.entry(next_hop.addr).or_insert(name);
+        }
+        let same_family = |a: &SocketAddr| a.is_ipv4() == next_hop.addr.is_ipv4();
         let listen = match next_hop.transport {
-            TransportKind::Udp => udp_sockets
-                .iter()
-                .map(|(a, _)| *a)
-                .find(|a| a.is_ipv4() == next_hop.addr.is_ipv4()),
-            TransportKind::Tcp => tcp_locals
-                .iter()
-                .copied()
-                .find(|a| a.is_ipv4() == next_hop.addr.is_ipv4()),
-            TransportKind::Tls => None,
+            TransportKind::Udp => locals.udp.iter().map(|(a, _)| *a).find(same_family),
+            TransportKind::Tcp => locals.tcp.iter().copied().find(same_family),
+            TransportKind::Tls => locals.tls.iter().copied().find(same_family),
         };
         let Some(listen) = listen else {
             return Err(StartError::NoListener {
@@ -489,32 +594,55 @@ async fn routable_local(listen: SocketAddr, peer: SocketAddr) -> SocketAddr {
         .map_or(listen, |local| SocketAddr::new(local.ip(), listen.port()))
 }
 
-fn reject_tls(config: &Config) -> Result<(), StartError> {
-    if let Some(listen) = config
+/// Checks the TLS set-up before anything binds: the client configuration when an account
+/// uses TLS (so a bad CA file stops the start), and the loud warning for `tls_verify = false`.
+fn tls_start(config: &Config) -> Result<Option<TlsConnector>, StartError> {
+    let uses_tls = config.accounts.iter().any(|account| {
+        std::iter::once(&account.registrar)
+            .chain(&account.registrar_fallback)
+            .chain(account.outbound_proxy.as_ref())
+            .any(|uri| uri.transport == TransportKind::Tls)
+    });
+    let listens_tls = config
         .sip
         .listen
         .iter()
-        .find(|l| l.transport == TransportKind::Tls)
-    {
-        return Err(StartError::TlsUnsupported {
-            what: format!("[sip] listen tls:{}", listen.addr),
-        });
+        .any(|l| l.transport == TransportKind::Tls);
+    if !config.sip.tls.verify && (uses_tls || listens_tls) {
+        tracing::warn!(
+            "INSECURE: sip.tls_verify = false: TLS server certificates are NOT verified, so anyone \
+             on the network path can impersonate the registrar and read or change the signalling \
+             (credentials included). Use this only with a lab PBX."
+        );
     }
-    for account in &config.accounts {
-        let uris = std::iter::once(&account.registrar)
-            .chain(&account.registrar_fallback)
-            .chain(account.outbound_proxy.as_ref());
-        if let Some(uri) = uris.into_iter().find(|u| u.transport == TransportKind::Tls) {
-            return Err(StartError::TlsUnsupported {
-                what: format!("account {:?} ({uri})", account.name),
-            });
-        }
+    if !uses_tls {
+        return Ok(None);
     }
-    Ok(())
+    tls::connector(&config.sip.tls)
+        .map(Some)
+        .map_err(|reason| StartError::Tls { reason })
 }
 
-fn unreachable_tls() {
-    tracing::error!("TLS transport requested but rejected at start");
+/// The server side of `tls:` listeners, if there are any (config validation guarantees the
+/// files are set).
+fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, StartError> {
+    if !config
+        .sip
+        .listen
+        .iter()
+        .any(|l| l.transport == TransportKind::Tls)
+    {
+        return Ok(None);
+    }
+    let settings = &config.sip.tls;
+    let (Some(cert), Some(key)) = (&settings.cert_file, &settings.key_file) else {
+        return Err(StartError::Tls {
+            reason: "a tls listener needs sip.tls_cert_file and sip.tls_key_file".to_owned(),
+        });
+    };
+    tls::acceptor(cert, key)
+        .map(Some)
+        .map_err(|reason| StartError::Tls { reason })
 }
 
 fn listen_error(listen: &ListenAddr, source: std::io::Error) -> StartError {

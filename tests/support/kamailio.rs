@@ -1,8 +1,8 @@
 //! A private Kamailio 5.6 registrar/proxy per test, configured by
 //! `tests/interop/pbx/kamailio.cfg`.
 //!
-//! Each [`Kamailio`] has its own loopback port (UDP and TCP share the number), its own
-//! temp dir (db_text tables, pid file, ctl socket, log) and runs in the foreground
+//! Each [`Kamailio`] has its own loopback port (UDP and TCP share the number; TLS, when
+//! enabled, gets a second one), its own temp dir (db_text tables, pid file, ctl socket, log) and runs in the foreground
 //! (`-DD -E`) in its own process group, so dropping it stops every Kamailio process.
 
 use std::fs::{File, OpenOptions};
@@ -33,6 +33,9 @@ pub struct KamailioOptions {
     pub udp: bool,
     /// Listen on TCP (same port number as UDP).
     pub tcp: bool,
+    /// Listen on TLS (own port) with this certificate; needs the `tls` module
+    /// (Debian: kamailio-tls-modules).
+    pub tls: Option<KamailioTls>,
     /// Extra `-A` defines passed to kamailio, e.g. `"MAX_EXPIRES=600"`.
     pub defines: Vec<String>,
     /// How long [`Kamailio::start`] waits for the server to answer.
@@ -50,6 +53,7 @@ impl Default for KamailioOptions {
             min_expires: 60,
             udp: true,
             tcp: true,
+            tls: None,
             defines: Vec::new(),
             start_timeout: Duration::from_secs(20),
         }
@@ -78,6 +82,22 @@ impl KamailioOptions {
         self.tcp = tcp;
         self
     }
+
+    /// Also listens on TLS, presenting `cert_file` (PEM chain) with `key_file` (PEM key).
+    pub fn tls(mut self, cert_file: &Path, key_file: &Path) -> Self {
+        self.tls = Some(KamailioTls {
+            cert_file: cert_file.to_owned(),
+            key_file: key_file.to_owned(),
+        });
+        self
+    }
+}
+
+/// The server certificate of a TLS listener.
+#[derive(Debug, Clone)]
+pub struct KamailioTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// One contact bound to an AoR, as reported by `kamcmd ul.lookup location s:USER`.
@@ -222,6 +242,7 @@ pub fn parse_ul_output(text: &str) -> Vec<Binding> {
 pub struct Kamailio {
     child: Child,
     port: u16,
+    tls_port: Option<u16>,
     dir: tempfile::TempDir,
     ctl_socket: PathBuf,
     log_path: PathBuf,
@@ -250,7 +271,7 @@ impl Kamailio {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "kamailio not found"))?;
         let kamcmd = find_binary("kamcmd")
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "kamcmd not found"))?;
-        if !options.udp && !options.tcp {
+        if !options.udp && !options.tcp && options.tls.is_none() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no transport").into());
         }
 
@@ -260,6 +281,7 @@ impl Kamailio {
         write_db_text(&db_dir, &options.users)?;
 
         let port = free_port();
+        let tls_port = options.tls.as_ref().map(|_| free_port());
         let ctl_socket = dir.path().join("kamailio_ctl");
         let log_path = dir.path().join("kamailio.log");
         // O_APPEND: all Kamailio processes share this file.
@@ -285,6 +307,16 @@ impl Kamailio {
         if options.tcp {
             cmd.arg("-l").arg(format!("tcp:127.0.0.1:{port}"));
         }
+        if let (Some(tls), Some(tls_port)) = (&options.tls, tls_port) {
+            cmd.arg("-l")
+                .arg(format!("tls:127.0.0.1:{tls_port}"))
+                .arg("-A")
+                .arg("WITH_TLS")
+                .arg("-A")
+                .arg(format!("TLS_CERT=\"{}\"", tls.cert_file.display()))
+                .arg("-A")
+                .arg(format!("TLS_KEY=\"{}\"", tls.key_file.display()));
+        }
         cmd.arg("-A")
             .arg(format!("DBURL=\"text://{}\"", db_dir.display()))
             .arg("-A")
@@ -308,6 +340,7 @@ impl Kamailio {
         let mut k = Kamailio {
             child,
             port,
+            tls_port,
             dir,
             ctl_socket,
             log_path,
@@ -365,6 +398,17 @@ impl Kamailio {
     /// `sip:127.0.0.1:PORT;transport=tcp`
     pub fn tcp_uri(&self) -> String {
         format!("sip:127.0.0.1:{};transport=tcp", self.port)
+    }
+
+    /// The TLS port, if started with [`KamailioOptions::tls`].
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// `sip:127.0.0.1:TLSPORT;transport=tls` (panics without TLS).
+    pub fn tls_uri(&self) -> String {
+        let port = self.tls_port.expect("kamailio started without TLS");
+        format!("sip:127.0.0.1:{port};transport=tls")
     }
 
     /// Realm / SIP domain of the subscribers.
