@@ -24,7 +24,10 @@ mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use uri::{SipUri, SipUriError, TransportKind, UnknownTransport};
-pub use validate::{EXPIRES_RANGE, KEEPALIVE_RANGE, TIMER_MS_RANGE};
+pub use validate::{
+    EXPIRES_RANGE, KEEPALIVE_RANGE, PTIME_MS_VALUES, RING_TIMEOUT_RANGE, RTP_PORT_RANGE,
+    TIMER_MS_RANGE,
+};
 
 use error::Sink;
 
@@ -40,6 +43,12 @@ pub const DEFAULT_T2_MS: u64 = 4000;
 pub const DEFAULT_T4_MS: u64 = 5000;
 /// Default `[[account]] expires_secs`.
 pub const DEFAULT_EXPIRES_SECS: u32 = 600;
+/// Default `[media] rtp_ports`, as (min, max).
+pub const DEFAULT_RTP_PORTS: (u16, u16) = (30000, 30099);
+/// Default `[media] ptime_ms`.
+pub const DEFAULT_PTIME_MS: u32 = 20;
+/// Default `[media] ring_timeout_secs`.
+pub const DEFAULT_RING_TIMEOUT_SECS: u32 = 60;
 
 /// Default `[sip] user_agent`: `Ringside/<version>`.
 pub fn default_user_agent() -> String {
@@ -51,6 +60,10 @@ pub fn default_user_agent() -> String {
 pub struct Config {
     pub accounts: Vec<Account>,
     pub sip: SipSettings,
+    /// The `[media]` table (RTP, codecs, SRTP, call timing).
+    pub media: MediaSettings,
+    /// The `[audio]` table (capture and playback devices).
+    pub audio: AudioSettings,
     /// The file this came from; `None` for the embedded default.
     pub source: Option<PathBuf>,
 }
@@ -99,6 +112,8 @@ pub struct Account {
     pub expires_secs: u32,
     /// Registrars to try, in order, when `registrar` fails.
     pub registrar_fallback: Vec<SipUri>,
+    /// Answer incoming calls on this account at once (`auto_answer`, default `false`).
+    pub auto_answer: bool,
 }
 
 /// The `[sip]` table.
@@ -161,6 +176,123 @@ impl Default for SipSettings {
     }
 }
 
+/// The `[media]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSettings {
+    /// Lowest local RTP port (`rtp_ports = "<min>-<max>"`); within [`RTP_PORT_RANGE`].
+    pub rtp_port_min: u16,
+    /// Highest local RTP port; greater than `rtp_port_min`.
+    pub rtp_port_max: u16,
+    /// Codecs to offer and accept, in order of preference; non-empty, no duplicates.
+    pub codecs: Vec<Codec>,
+    /// Packetization time; one of [`PTIME_MS_VALUES`].
+    pub ptime_ms: u32,
+    pub srtp: SrtpMode,
+    /// Send DTMF as SIP INFO when the peer does not accept RFC 4733 telephone-events.
+    pub dtmf_info_fallback: bool,
+    /// How long an outgoing call may ring unanswered; within [`RING_TIMEOUT_RANGE`].
+    pub ring_timeout_secs: u32,
+    /// Send RTP to where the peer's RTP comes from (NAT traversal).
+    pub symmetric_rtp: bool,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            rtp_port_min: DEFAULT_RTP_PORTS.0,
+            rtp_port_max: DEFAULT_RTP_PORTS.1,
+            codecs: Codec::ALL.to_vec(),
+            ptime_ms: DEFAULT_PTIME_MS,
+            srtp: SrtpMode::Off,
+            dtmf_info_fallback: true,
+            ring_timeout_secs: DEFAULT_RING_TIMEOUT_SECS,
+            symmetric_rtp: true,
+        }
+    }
+}
+
+/// An audio codec of `[media] codecs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    Opus,
+    /// G.711 µ-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
+}
+
+impl Codec {
+    /// Every codec, in the default order of preference.
+    pub const ALL: [Codec; 3] = [Codec::Opus, Codec::Pcmu, Codec::Pcma];
+
+    /// The name used in the config file (lowercase).
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Opus => "opus",
+            Codec::Pcmu => "pcmu",
+            Codec::Pcma => "pcma",
+        }
+    }
+}
+
+/// The config-file name, e.g. `opus`.
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `[media] srtp`: whether calls use SRTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SrtpMode {
+    /// Plain RTP only.
+    #[default]
+    Off,
+    /// Offer SRTP, accept plain RTP.
+    Optional,
+    /// SRTP or no call.
+    Mandatory,
+}
+
+impl SrtpMode {
+    /// Every mode.
+    pub const ALL: [SrtpMode; 3] = [SrtpMode::Off, SrtpMode::Optional, SrtpMode::Mandatory];
+
+    /// The name used in the config file (lowercase).
+    pub fn name(self) -> &'static str {
+        match self {
+            SrtpMode::Off => "off",
+            SrtpMode::Optional => "optional",
+            SrtpMode::Mandatory => "mandatory",
+        }
+    }
+}
+
+/// The config-file name, e.g. `optional`.
+impl std::fmt::Display for SrtpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The `[audio]` table. Each value is `default`, `null`, `file:/absolute/path` (relative
+/// paths were resolved against the config file's directory; a capture file existed and was
+/// readable, a playback file's directory existed at load) or a device name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioSettings {
+    pub capture: String,
+    pub playback: String,
+}
+
+impl Default for AudioSettings {
+    fn default() -> Self {
+        AudioSettings {
+            capture: "default".into(),
+            playback: "default".into(),
+        }
+    }
+}
+
 /// A local address to listen on, e.g. `udp:127.0.0.1:5062` or `tcp:[::1]:5062`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenAddr {
@@ -183,8 +315,8 @@ impl std::str::FromStr for ListenAddr {
     }
 }
 
-/// Reads and validates a config file. Relative `password_file` and `tls_*_file` paths are
-/// resolved against the file's directory.
+/// Reads and validates a config file. Relative `password_file`, `tls_*_file` and `[audio]`
+/// `file:` paths are resolved against the file's directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
@@ -196,8 +328,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Validates config text. `file` is only used in error messages and as
-/// [`Config::source`]; `base_dir` anchors relative `password_file` paths (the current
-/// directory if `None`). Environment variables come from the process environment.
+/// [`Config::source`]; `base_dir` anchors relative `password_file`, `tls_*_file` and
+/// `[audio]` `file:` paths (the current directory if `None`). Environment variables come from the process environment.
 pub fn parse_str(text: &str, file: &str, base_dir: Option<&Path>) -> Result<Config, ConfigErrors> {
     parse_str_with_env(text, file, base_dir, &|name| std::env::var_os(name))
 }
@@ -235,11 +367,14 @@ pub fn parse_str_with_env(
     }
 }
 
-/// The configuration used when there is no file: no accounts, default `[sip]`.
+/// The configuration used when there is no file: no accounts, default `[sip]`, `[media]`
+/// and `[audio]`.
 pub fn embedded_default() -> Config {
     Config {
         accounts: Vec::new(),
         sip: SipSettings::default(),
+        media: MediaSettings::default(),
+        audio: AudioSettings::default(),
         source: None,
     }
 }

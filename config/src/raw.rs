@@ -2,8 +2,8 @@
 //! beyond TOML types.
 //!
 //! Values keep their byte spans (`Spanned`) so the validation layer can point at them.
-//! The document is parsed once into toml's spanned tree and each section (`[sip]`, every
-//! `[[account]]`) is deserialized on its own: serde stops at the first error, so doing it
+//! The document is parsed once into toml's spanned tree and each section (`[sip]`, `[media]`,
+//! `[audio]`, every `[[account]]`) is deserialized on its own: serde stops at the first error, so doing it
 //! per section (and checking unknown keys by hand first) lets one run report every
 //! broken section and every unknown key. The structs still use `deny_unknown_fields`, as
 //! a backstop should the hand check and the struct ever disagree.
@@ -37,6 +37,27 @@ pub(crate) struct RawSip {
     pub tls_verify: Option<Spanned<bool>>,
 }
 
+/// `[media]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMedia {
+    pub rtp_ports: Option<Spanned<String>>,
+    pub codecs: Option<Spanned<Vec<Spanned<String>>>>,
+    pub ptime_ms: Option<Spanned<i64>>,
+    pub srtp: Option<Spanned<String>>,
+    pub dtmf_info_fallback: Option<Spanned<bool>>,
+    pub ring_timeout_secs: Option<Spanned<i64>>,
+    pub symmetric_rtp: Option<Spanned<bool>>,
+}
+
+/// `[audio]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudio {
+    pub capture: Option<Spanned<String>>,
+    pub playback: Option<Spanned<String>>,
+}
+
 /// One `[[account]]` as written. Required keys are `Option` too, so that every missing
 /// key is reported (serde would stop at the first).
 #[derive(Debug, Deserialize)]
@@ -54,6 +75,7 @@ pub(crate) struct RawAccount {
     pub outbound_proxy: Option<Spanned<String>>,
     pub expires_secs: Option<Spanned<i64>>,
     pub registrar_fallback: Option<Spanned<Vec<Spanned<String>>>>,
+    pub auto_answer: Option<Spanned<bool>>,
 }
 
 /// A literal password, wrapped at once so even the raw layer's `Debug` hides it.
@@ -71,11 +93,13 @@ impl<'de> Deserialize<'de> for RawPassword {
 pub(crate) struct RawConfig {
     /// `[sip]` with the span of its header (or inline table).
     pub sip: Option<Spanned<RawSip>>,
+    pub media: Option<Spanned<RawMedia>>,
+    pub audio: Option<Spanned<RawAudio>>,
     /// Each `[[account]]` that deserialized, with its index in the file (for `account[i]`).
     pub accounts: Vec<(usize, Spanned<RawAccount>)>,
 }
 
-const TOP_KEYS: &[&str] = &["sip", "account"];
+const TOP_KEYS: &[&str] = &["sip", "media", "audio", "account"];
 
 /// Splits the parsed document into sections and deserializes each, reporting every
 /// unknown key and the first type error of each section.
@@ -84,6 +108,8 @@ pub(crate) fn split(root: &DeTable<'_>, sink: &mut Sink<'_>) -> RawConfig {
     for (key, value) in root.iter() {
         match key.get_ref().as_ref() {
             "sip" => raw.sip = section::<RawSip>(value, "sip", sink),
+            "media" => raw.media = section::<RawMedia>(value, "media", sink),
+            "audio" => raw.audio = section::<RawAudio>(value, "audio", sink),
             "account" => {
                 let DeValue::Array(items) = value.get_ref() else {
                     sink.at(
@@ -336,7 +362,9 @@ mod tests {
                 "tls_verify"
             ]
         );
-        assert_eq!(fields_of::<RawAccount>().len(), 12);
+        assert_eq!(fields_of::<RawAccount>().len(), 13);
+        assert_eq!(fields_of::<RawMedia>().len(), 7);
+        assert_eq!(fields_of::<RawAudio>(), &["capture", "playback"]);
         assert!(fields_of::<RawAccount>().contains(&"registrar_fallback"));
     }
 

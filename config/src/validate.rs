@@ -13,9 +13,12 @@ use std::path::{Path, PathBuf};
 use serde_spanned::Spanned;
 
 use crate::error::Sink;
-use crate::raw::{RawAccount, RawConfig, RawSip, Span};
+use crate::raw::{RawAccount, RawAudio, RawConfig, RawMedia, RawSip, Span};
 use crate::uri::{SipUri, TransportKind, validate_host};
-use crate::{Account, Config, ListenAddr, Secret, SipSettings, TlsSettings};
+use crate::{
+    Account, AudioSettings, Codec, Config, ListenAddr, MediaSettings, Secret, SipSettings,
+    SrtpMode, TlsSettings,
+};
 
 /// Allowed range of `expires_secs`.
 pub const EXPIRES_RANGE: std::ops::RangeInclusive<i64> = 10..=86_400;
@@ -24,6 +27,13 @@ pub const KEEPALIVE_RANGE: std::ops::RangeInclusive<i64> = 0..=86_400;
 /// Allowed range of each SIP timer (`t1_ms`, `t2_ms`, `t4_ms`); the upper bound keeps
 /// timer arithmetic such as 64*T1 far from overflow.
 pub const TIMER_MS_RANGE: std::ops::RangeInclusive<i64> = 1..=3_600_000;
+/// Allowed local RTP ports (`[media] rtp_ports`); 65535 is left out so RTCP (port + 1)
+/// always fits.
+pub const RTP_PORT_RANGE: std::ops::RangeInclusive<u16> = 1024..=65_534;
+/// Allowed values of `[media] ptime_ms`.
+pub const PTIME_MS_VALUES: &[u32] = &[10, 20, 30, 40, 60];
+/// Allowed range of `[media] ring_timeout_secs`.
+pub const RING_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 5..=600;
 
 /// Where relative paths and environment variables come from.
 pub(crate) struct Ctx<'a> {
@@ -37,6 +47,14 @@ pub(crate) fn validate(raw: RawConfig, ctx: &Ctx<'_>, sink: &mut Sink<'_>) -> Op
     let sip = match &raw.sip {
         Some(s) => sip_settings(s, ctx, sink),
         None => Some(SipSettings::default()),
+    };
+    let media = match &raw.media {
+        Some(m) => media_settings(m.get_ref(), sink),
+        None => Some(MediaSettings::default()),
+    };
+    let audio = match &raw.audio {
+        Some(a) => audio_settings(a.get_ref(), ctx, sink),
+        None => Some(AudioSettings::default()),
     };
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut accounts = Vec::new();
@@ -67,6 +85,8 @@ pub(crate) fn validate(raw: RawConfig, ctx: &Ctx<'_>, sink: &mut Sink<'_>) -> Op
     Some(Config {
         accounts,
         sip: sip?,
+        media: media?,
+        audio: audio?,
         source: None,
     })
 }
@@ -198,6 +218,276 @@ fn sip_settings(raw: &Spanned<RawSip>, ctx: &Ctx<'_>, sink: &mut Sink<'_>) -> Op
         tls: tls?,
     })
     .filter(|_| ok)
+}
+
+/// The `[media]` table; `None` if any key is bad (each reported).
+fn media_settings(m: &RawMedia, sink: &mut Sink<'_>) -> Option<MediaSettings> {
+    let defaults = MediaSettings::default();
+    let mut ok = true;
+
+    let (rtp_port_min, rtp_port_max) = match &m.rtp_ports {
+        None => (defaults.rtp_port_min, defaults.rtp_port_max),
+        Some(v) => rtp_ports(v, sink).unwrap_or_else(|| {
+            ok = false;
+            (defaults.rtp_port_min, defaults.rtp_port_max)
+        }),
+    };
+
+    let codecs = match &m.codecs {
+        None => defaults.codecs,
+        Some(list) => {
+            if list.get_ref().is_empty() {
+                sink.at(&list.span(), "media.codecs: at least one codec is required");
+                ok = false;
+            }
+            let allowed = Codec::ALL.map(Codec::name).join(", ");
+            let mut out: Vec<(Codec, usize)> = Vec::new();
+            for (i, entry) in list.get_ref().iter().enumerate() {
+                let name = entry.get_ref();
+                match Codec::ALL
+                    .into_iter()
+                    .find(|c| c.name().eq_ignore_ascii_case(name))
+                {
+                    None => {
+                        sink.at(
+                            &entry.span(),
+                            format!(
+                                "media.codecs[{i}]: unknown codec {name:?} (expected one of: {allowed})"
+                            ),
+                        );
+                        ok = false;
+                    }
+                    Some(codec) => {
+                        if let Some((_, j)) = out.iter().find(|(c, _)| *c == codec) {
+                            sink.at(
+                                &entry.span(),
+                                format!("media.codecs[{i}]: duplicate codec `{codec}` (see media.codecs[{j}])"),
+                            );
+                            ok = false;
+                        } else {
+                            out.push((codec, i));
+                        }
+                    }
+                }
+            }
+            out.into_iter().map(|(c, _)| c).collect()
+        }
+    };
+
+    let ptime_ms = match &m.ptime_ms {
+        None => defaults.ptime_ms,
+        Some(v) => {
+            let n = *v.get_ref();
+            match u32::try_from(n)
+                .ok()
+                .filter(|n| PTIME_MS_VALUES.contains(n))
+            {
+                Some(n) => n,
+                None => {
+                    let allowed: Vec<String> =
+                        PTIME_MS_VALUES.iter().map(ToString::to_string).collect();
+                    sink.at(
+                        &v.span(),
+                        format!(
+                            "media.ptime_ms: must be one of {}, got {n}",
+                            allowed.join(", ")
+                        ),
+                    );
+                    ok = false;
+                    defaults.ptime_ms
+                }
+            }
+        }
+    };
+
+    let srtp = match &m.srtp {
+        None => defaults.srtp,
+        Some(v) => {
+            let name = v.get_ref();
+            match SrtpMode::ALL
+                .into_iter()
+                .find(|s| s.name().eq_ignore_ascii_case(name))
+            {
+                Some(mode) => mode,
+                None => {
+                    let allowed = SrtpMode::ALL.map(SrtpMode::name).join(", ");
+                    sink.at(
+                        &v.span(),
+                        format!("media.srtp: unknown mode {name:?} (expected one of: {allowed})"),
+                    );
+                    ok = false;
+                    defaults.srtp
+                }
+            }
+        }
+    };
+
+    let ring_timeout_secs = match ranged(
+        &m.ring_timeout_secs,
+        "media.ring_timeout_secs",
+        RING_TIMEOUT_RANGE,
+        sink,
+    ) {
+        None => Some(defaults.ring_timeout_secs),
+        Some(v) => v.and_then(|v| u32::try_from(v).ok()),
+    };
+
+    let flag =
+        |v: &Option<Spanned<bool>>, default: bool| v.as_ref().map_or(default, |v| *v.get_ref());
+    Some(MediaSettings {
+        rtp_port_min,
+        rtp_port_max,
+        codecs,
+        ptime_ms,
+        srtp,
+        dtmf_info_fallback: flag(&m.dtmf_info_fallback, defaults.dtmf_info_fallback),
+        ring_timeout_secs: ring_timeout_secs?,
+        symmetric_rtp: flag(&m.symmetric_rtp, defaults.symmetric_rtp),
+    })
+    .filter(|_| ok)
+}
+
+/// `"<min>-<max>"` to a port pair within [`RTP_PORT_RANGE`], `min < max`; `None` if bad
+/// (reported).
+fn rtp_ports(v: &Spanned<String>, sink: &mut Sink<'_>) -> Option<(u16, u16)> {
+    let text = v.get_ref();
+    let key = "media.rtp_ports";
+    let port = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().unwrap_or(u64::MAX))
+    };
+    let Some((min, max)) = text
+        .split_once('-')
+        .and_then(|(a, b)| Some((port(a)?, port(b)?)))
+    else {
+        sink.at(
+            &v.span(),
+            format!("{key}: expected \"<min>-<max>\" such as \"30000-30099\", got {text:?}"),
+        );
+        return None;
+    };
+    let (lo, hi) = (*RTP_PORT_RANGE.start(), *RTP_PORT_RANGE.end());
+    let in_range = |n: u64| u16::try_from(n).ok().filter(|n| RTP_PORT_RANGE.contains(n));
+    let (Some(min), Some(max)) = (in_range(min), in_range(max)) else {
+        let bad = if in_range(min).is_none() { min } else { max };
+        let shown = if bad == u64::MAX {
+            "a larger number".to_owned()
+        } else {
+            bad.to_string()
+        };
+        sink.at(
+            &v.span(),
+            format!("{key}: ports must be between {lo} and {hi}, got {shown}"),
+        );
+        return None;
+    };
+    if min >= max {
+        sink.at(
+            &v.span(),
+            format!(
+                "{key}: the first port ({min}) must be lower than the last ({max}); the range needs at least 2 ports"
+            ),
+        );
+        return None;
+    }
+    Some((min, max))
+}
+
+/// The `[audio]` table; `None` if a key is bad (reported).
+fn audio_settings(a: &RawAudio, ctx: &Ctx<'_>, sink: &mut Sink<'_>) -> Option<AudioSettings> {
+    let capture = device(&a.capture, "audio.capture", Direction::Capture, ctx, sink);
+    let playback = device(
+        &a.playback,
+        "audio.playback",
+        Direction::Playback,
+        ctx,
+        sink,
+    );
+    Some(AudioSettings {
+        capture: capture?,
+        playback: playback?,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Capture,
+    Playback,
+}
+
+/// One `[audio]` device: `default`, `null` (both case-insensitive, stored lowercase),
+/// `file:PATH` (resolved to an absolute path and checked), or a device name (trimmed).
+fn device(
+    value: &Option<Spanned<String>>,
+    key: &str,
+    direction: Direction,
+    ctx: &Ctx<'_>,
+    sink: &mut Sink<'_>,
+) -> Option<String> {
+    let Some(value) = value else {
+        return Some("default".to_owned());
+    };
+    let span = value.span();
+    let text = value.get_ref().trim();
+    let mut fail = |msg: String| {
+        sink.at(&span, format!("{key}: {msg}"));
+        None
+    };
+    if text.is_empty() {
+        return fail(
+            "must not be empty (expected \"default\", \"null\", \"file:<path>.wav\" or a device name)"
+                .to_owned(),
+        );
+    }
+    if text.chars().any(char::is_control) {
+        return fail("must not contain control characters".to_owned());
+    }
+    for word in ["default", "null"] {
+        if text.eq_ignore_ascii_case(word) {
+            return Some(word.to_owned());
+        }
+    }
+    let Some(given) = text.strip_prefix("file:") else {
+        if text.strip_prefix("device:").is_some_and(str::is_empty) {
+            return fail("`device:` needs a device name".to_owned());
+        }
+        return Some(text.to_owned());
+    };
+    if given.is_empty() {
+        return fail("`file:` needs a path to a WAV file".to_owned());
+    }
+    let joined = match ctx.base_dir {
+        Some(dir) => dir.join(given),
+        None => PathBuf::from(given),
+    };
+    let full = match std::path::absolute(&joined) {
+        Ok(full) => full,
+        Err(e) => return fail(format!("cannot resolve {given:?}: {e}")),
+    };
+    let shown = full.display().to_string();
+    match direction {
+        Direction::Capture => match std::fs::File::open(&full).and_then(|f| f.metadata()) {
+            Err(e) => return fail(format!("cannot read {shown:?}: {e}")),
+            Ok(meta) if !meta.is_file() => {
+                return fail(format!("{shown:?} is not a file"));
+            }
+            Ok(_) => {}
+        },
+        Direction::Playback => {
+            if full.is_dir() {
+                return fail(format!("{shown:?} is a directory, not a file"));
+            }
+            let parent = full.parent().unwrap_or(Path::new("/"));
+            if !parent.is_dir() {
+                return fail(format!(
+                    "directory {:?} does not exist",
+                    parent.display().to_string()
+                ));
+            }
+        }
+    }
+    Some(format!("file:{shown}"))
 }
 
 /// What a `tls_*_file` must hold.
@@ -487,6 +777,7 @@ fn account_of(
         outbound_proxy: outbound_proxy.map_or(Some(None), |p| p.map(Some))?,
         expires_secs: expires_secs?,
         registrar_fallback,
+        auto_answer: a.auto_answer.as_ref().is_some_and(|v| *v.get_ref()),
     })
 }
 

@@ -4,8 +4,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use ringside_config::{
-    Config, ConfigErrors, ListenAddr, SipSettings, SipUri, TlsSettings, TransportKind,
-    embedded_default, load, parse_str, parse_str_with_env,
+    AudioSettings, Config, ConfigErrors, ListenAddr, MediaSettings, SipSettings, SipUri,
+    TlsSettings, TransportKind, embedded_default, load, parse_str, parse_str_with_env,
 };
 
 const FILE: &str = "t.toml";
@@ -253,7 +253,7 @@ fn unknown_top_level_key() {
     let e = one_error(text, "verbose", &[]);
     assert_eq!(
         e,
-        "t.toml:1:1: verbose: unknown key (expected one of: sip, account)"
+        "t.toml:1:1: verbose: unknown key (expected one of: sip, media, audio, account)"
     );
 }
 
@@ -870,7 +870,7 @@ fn load_reports_path_in_errors() {
     assert_eq!(
         e,
         format!(
-            "{}:3:3: oops: unknown key (expected one of: sip, account)",
+            "{}:3:3: oops: unknown key (expected one of: sip, media, audio, account)",
             path.display()
         )
     );
@@ -928,6 +928,16 @@ fn example_parses_and_documents_every_key() {
         "outbound_proxy",
         "expires_secs",
         "registrar_fallback",
+        "auto_answer",
+        "rtp_ports",
+        "codecs",
+        "ptime_ms",
+        "srtp",
+        "dtmf_info_fallback",
+        "ring_timeout_secs",
+        "symmetric_rtp",
+        "capture",
+        "playback",
     ] {
         assert!(
             EXAMPLE.lines().any(|l| l
@@ -937,7 +947,43 @@ fn example_parses_and_documents_every_key() {
         );
     }
 
+    assert!(!a.auto_answer);
+    assert_eq!(c.media, MediaSettings::default());
+    assert_eq!(c.audio, AudioSettings::default());
+    for section in ["[media]", "[audio]"] {
+        assert!(
+            EXAMPLE.lines().any(|l| l == format!("# {section}")),
+            "example lacks {section}"
+        );
+    }
+
     // The commented-out alternatives are valid too.
+    let media_keys = [
+        "[media]",
+        "[audio]",
+        "rtp_ports = ",
+        "codecs = ",
+        "ptime_ms = ",
+        "srtp = ",
+        "dtmf_info_fallback = ",
+        "ring_timeout_secs = ",
+        "symmetric_rtp = ",
+        "capture = ",
+        "playback = ",
+    ];
+    let uncommented: String = EXAMPLE
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest) if media_keys.iter().any(|k| rest.starts_with(k)) => rest,
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(uncommented.contains("\n[media]\n") && uncommented.contains("\n[audio]\n"));
+    let c = parse_str_with_env(&uncommented, "ringside.example.toml", None, &env)
+        .unwrap_or_else(|e| panic!("uncommented example does not parse:\n{e}"));
+    assert_eq!(c.media, MediaSettings::default());
+    assert_eq!(c.audio, AudioSettings::default());
     let with_literal = EXAMPLE
         .replace("password_env = \"RINGSIDE_OFFICE_PASSWORD\"", "")
         .replace("# password = \"change-me\"", "password = \"change-me\"");
