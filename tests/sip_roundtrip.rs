@@ -7,7 +7,7 @@ use ringside::core::sip::wire::{
     Frame, MAX_HEADER_COUNT, MAX_LINE_BYTES, MAX_MESSAGE_BYTES, ParseError, frame_stream,
     parse_datagram, redacted, serialize,
 };
-use ringside::core::sip::{HasHeaders, Header, SipMessage, typed};
+use ringside::core::sip::{HasHeaders, Header, HeadersExt, SipMessage, ToTypedHeader, typed};
 
 const REGISTER: &str = "REGISTER sip:sip.example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP 192.0.2.10:5060;rport;branch=z9hG4bK-reg-1\r\n\
@@ -663,6 +663,19 @@ fn random_and_mutated_bytes_never_panic() {
         let _ = redacted(&input);
         if let Ok(message) = parse_datagram(&input) {
             accepted += 1;
+            // What we accept, callers can type (the wire layer checks without typing).
+            let typed = message
+                .top_via_header()
+                .and_then(|via| via.typed().map(drop))
+                .and_then(|()| message.from_header()?.typed().map(drop))
+                .and_then(|()| message.to_header()?.typed().map(drop))
+                .and_then(|()| message.cseq_header()?.typed().map(drop));
+            if let Err(error) = typed {
+                panic!(
+                    "iteration {iteration}: accepted but not typeable: {error}\ninput: {:?}",
+                    String::from_utf8_lossy(&input)
+                );
+            }
             // What we accept, we can write and read back.
             let wire = serialize(&message);
             let again = parse_datagram(&wire).unwrap_or_else(|r| {
