@@ -17,6 +17,8 @@
 pub mod jitter;
 
 pub mod codec;
+pub mod device;
 pub mod g711;
 pub mod opus_codec;
 pub mod resample;
+pub mod session;

@@ -1,0 +1,322 @@
+//! Audio devices: where the engine's capture PCM comes from and where playback PCM goes.
+//!
+//! The engine (in the shell) calls [`CaptureSource::read`] and [`PlaybackSink::write`] once per
+//! 10 or 20 ms tick from its own task. Every handle speaks **mono `i16` at
+//! [`rate_hz`](CaptureSource::rate_hz)**; for a sound card that is the *device's* rate (the
+//! engine resamples with [`crate::resample`]), for files and null devices it is the rate asked
+//! for in [`open_capture`] / [`open_playback`].
+//!
+//! | [`DeviceSpec`] | capture | playback |
+//! |---|---|---|
+//! | `Null` (`"null"`) | silence | discards, counts samples |
+//! | `File` (`"file:PATH"`) | WAV read into memory at open, mixed to mono, resampled, looped | mono 16-bit WAV, header kept valid every second |
+//! | `Default` / `Named` | cpal (ALSA on Linux) | cpal |
+//!
+//! Null and file handles are not clocked: they return at once, the engine's tick paces them.
+//!
+//! # Sound cards (cpal): data flow and real-time rule
+//!
+//! ```text
+//!  capture                                                                engine thread
+//!  ┌────────────┐ cpal callback (RT)      ┌──────────────────┐  read()   ┌─────────────┐
+//!  │ sound card │─ frames (i16/f32/…, N ch)─► channel 0 → i16 ─► rtrb ring ├───────────►│ resample,   │
+//!  └────────────┘   no lock/alloc/syscall └──────────────────┘ i16 mono  │ encode, RTP │
+//!                                          200 ms, device rate            └─────────────┘
+//!  playback
+//!  ┌─────────────┐  write()  ┌──────────────────┐ cpal callback (RT)      ┌────────────┐
+//!  │ RTP, decode,├──────────►│ rtrb ring        ├─ i16 → T, copy to N ch ─►│ sound card │
+//!  │ resample    │ i16 mono  │ 200 ms           │  silence on underrun    └────────────┘
+//!  └─────────────┘           └──────────────────┘
+//! ```
+//!
+//! The cpal data callbacks only move samples through the single-producer/single-consumer
+//! lock-free rings (`rtrb`), doing the trivial per-sample conversion (`i16` ↔ the device's sample
+//! type, channel 0 on capture, duplicated to every channel on playback) and bumping atomic
+//! counters. Everything else (resampling, logging, allocation, error text) happens on the
+//! engine thread inside `read`/`write`/`stats`.
+//!
+//! Buffering (constants below): each ring holds [`RING_MS`]. Capture returns silence until
+//! [`PREFILL_MS`] of audio has accumulated (and again after an underrun), and drops the oldest
+//! audio when more than [`HIGH_WATER_MS`] piles up (device clock faster than the engine tick).
+//! Playback stays silent until [`PREFILL_MS`] is queued (again after running dry), and the
+//! callback skips the oldest audio when more than [`HIGH_WATER_MS`] is queued; `write` drops
+//! only what does not fit in the ring. So each direction adds about `PREFILL_MS` to
+//! `HIGH_WATER_MS` (typically `PREFILL_MS` plus one tick) plus the device's own buffer.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+mod cpal_device;
+mod file;
+mod null;
+mod ring;
+
+pub use cpal_device::{CpalCapture, CpalPlayback, list_devices};
+pub use file::{FileCapture, FilePlayback, MAX_CAPTURE_FILE_BYTES};
+pub use null::{NullCapture, NullPlayback};
+
+/// Capacity of each cpal ring, in milliseconds of audio at the device rate.
+pub const RING_MS: u32 = 200;
+/// Audio a cpal ring must hold before capture returns real samples / playback starts playing.
+pub const PREFILL_MS: u32 = 40;
+/// Above this level both rings drop their oldest audio back to [`PREFILL_MS`] (capture in
+/// `read`, playback in the device callback), which bounds the latency clock drift or a burst
+/// after a stall can add.
+pub const HIGH_WATER_MS: u32 = 120;
+
+/// A cpal handle whose device callback has not run for this long rebuilds its stream (in the
+/// engine's `read`/`write`), see [`CpalCapture`].
+pub const STALL_RESTART_MS: u32 = 500;
+
+/// Which device to open.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DeviceSpec {
+    /// The system's default input or output device (cpal host default).
+    Default,
+    /// A sound-card device by name (ALSA PCM name such as `pulse`, `hw:CARD=0,DEV=0`, or the
+    /// first line of its description).
+    Named(String),
+    /// A WAV file: capture loops it, playback records to it.
+    File(PathBuf),
+    /// No device: capture yields silence, playback discards.
+    Null,
+}
+
+impl DeviceSpec {
+    /// Parses the configuration / command-line form:
+    ///
+    /// | text | spec |
+    /// |---|---|
+    /// | `default` or empty (case-insensitive, trimmed) | [`DeviceSpec::Default`] |
+    /// | `null` (case-insensitive, trimmed) | [`DeviceSpec::Null`] |
+    /// | `file:PATH` | [`DeviceSpec::File`] (the rest of the trimmed text) |
+    /// | `device:NAME` | [`DeviceSpec::Named`] as is: the escape for device names that are literally `default`, `null` or start with `file:` (e.g. ALSA's own `null` PCM is `device:null`) |
+    /// | anything else | [`DeviceSpec::Named`] (trimmed) |
+    pub fn parse(text: &str) -> DeviceSpec {
+        let trimmed = text.trim();
+        if let Some(path) = trimmed.strip_prefix("file:") {
+            DeviceSpec::File(PathBuf::from(path))
+        } else if let Some(name) = trimmed.strip_prefix("device:") {
+            DeviceSpec::Named(name.to_owned())
+        } else if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("default") {
+            DeviceSpec::Default
+        } else if trimmed.eq_ignore_ascii_case("null") {
+            DeviceSpec::Null
+        } else {
+            DeviceSpec::Named(trimmed.to_owned())
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    /// The text [`DeviceSpec::parse`] reads back to the same spec.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Default => f.write_str("default"),
+            DeviceSpec::Null => f.write_str("null"),
+            DeviceSpec::File(path) => write!(f, "file:{}", path.display()),
+            DeviceSpec::Named(name) => {
+                let plain = DeviceSpec::parse(name);
+                if plain == DeviceSpec::Named(name.clone()) {
+                    f.write_str(name)
+                } else {
+                    write!(f, "device:{name}")
+                }
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(DeviceSpec::parse(s))
+    }
+}
+
+/// Counters of a device handle (all zero where a kind of event cannot happen).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// Rate of the PCM the handle exchanges (= `rate_hz()`).
+    pub rate_hz: u32,
+    /// Channels of the underlying stream (1 for file and null devices).
+    pub device_channels: u16,
+    /// Real samples moved: capture = returned as real by `read`, playback = accepted by `write`.
+    pub samples: u64,
+    /// Capture: `read` calls that found too little audio and padded with silence.
+    /// Playback: device callbacks that found the ring empty and played silence.
+    pub underruns: u64,
+    /// Capture: device callbacks that found the ring full and dropped audio.
+    /// Playback: `write` calls that dropped audio because the ring was full.
+    pub overruns: u64,
+    /// Samples lost to overruns.
+    pub dropped_samples: u64,
+    /// Samples of silence inserted by underruns (capture: padding returned by `read`).
+    pub padded_samples: u64,
+    /// Samples discarded to bring a ring above [`HIGH_WATER_MS`] back to [`PREFILL_MS`].
+    pub trimmed_samples: u64,
+    /// Device callbacks run so far.
+    pub callbacks: u64,
+    /// Samples waiting in the ring now.
+    pub buffered_samples: usize,
+    /// Errors the backend reported for the stream (device unplugged, …).
+    pub stream_errors: u64,
+    /// Times the stream was rebuilt after a stall (see [`STALL_RESTART_MS`]).
+    pub restarts: u64,
+    /// The latest of those errors, or the latest file write error.
+    pub last_error: Option<String>,
+}
+
+/// A source of mono capture PCM.
+pub trait CaptureSource {
+    /// Fills `out` completely with mono samples at [`CaptureSource::rate_hz`], using silence where
+    /// no audio was available, and returns how many samples were real (the rest is padding at
+    /// the end of `out`). The null device counts its silence as real.
+    fn read(&mut self, out: &mut [i16]) -> usize;
+    /// Rate of the samples `read` returns.
+    fn rate_hz(&self) -> u32;
+    /// Counters (see [`DeviceStats`]).
+    fn stats(&self) -> DeviceStats {
+        DeviceStats {
+            rate_hz: self.rate_hz(),
+            device_channels: 1,
+            ..DeviceStats::default()
+        }
+    }
+}
+
+/// A sink for mono playback PCM.
+pub trait PlaybackSink {
+    /// Queues mono samples at [`PlaybackSink::rate_hz`]. Never blocks; drops (and counts) what
+    /// does not fit.
+    fn write(&mut self, pcm: &[i16]);
+    /// Rate `write` expects.
+    fn rate_hz(&self) -> u32;
+    /// Flushes and closes (file: final WAV header). Idempotent: later calls return `Ok(())`.
+    fn finish(&mut self) -> std::io::Result<()>;
+    /// Counters (see [`DeviceStats`]).
+    fn stats(&self) -> DeviceStats {
+        DeviceStats {
+            rate_hz: self.rate_hz(),
+            device_channels: 1,
+            ..DeviceStats::default()
+        }
+    }
+}
+
+impl fmt::Debug for dyn CaptureSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureSource")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl fmt::Debug for dyn PlaybackSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlaybackSink")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// What [`list_devices`] reports about one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// The name to put in `DeviceSpec::Named` (ALSA PCM id such as `default`, `pulse`, `null`).
+    pub name: String,
+    /// Can capture.
+    pub input: bool,
+    /// Can play.
+    pub output: bool,
+    /// Is the host's default input.
+    pub default_input: bool,
+    /// Is the host's default output.
+    pub default_output: bool,
+    /// Common rates (8 k … 96 k) the device accepts, plus any fixed rate it reports; empty when
+    /// the device could not be queried (busy, server down).
+    pub sample_rates_hz: Vec<u32>,
+    /// Human-readable description (first line of the ALSA hint), may equal `name`.
+    pub description: String,
+}
+
+/// Why a device could not be opened or listed.
+#[derive(Debug, Error)]
+pub enum DeviceError {
+    /// No device of that name (for the direction asked).
+    #[error("audio device \"{name}\" not found; available: {}", list_or_none(.available))]
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// Names that would have worked.
+        available: Vec<String>,
+    },
+    /// The device or file exists but cannot be used as asked.
+    #[error("unsupported audio device or file: {0}")]
+    Unsupported(String),
+    /// A file could not be read or written.
+    #[error("audio file {}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The audio backend (cpal / ALSA) failed.
+    #[error("audio backend error: {0}")]
+    Backend(String),
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Opens a capture device. `rate_hz` is the rate file and null sources produce; a sound card
+/// runs at its own rate (closest to 48 kHz), reported by the handle's `rate_hz()`.
+pub fn open_capture(
+    spec: &DeviceSpec,
+    rate_hz: u32,
+) -> Result<Box<dyn CaptureSource>, DeviceError> {
+    check_rate(rate_hz)?;
+    Ok(match spec {
+        DeviceSpec::Null => Box::new(NullCapture::new(rate_hz)),
+        DeviceSpec::File(path) => Box::new(FileCapture::open(path, rate_hz)?),
+        DeviceSpec::Default | DeviceSpec::Named(_) => Box::new(CpalCapture::open(spec)?),
+    })
+}
+
+/// Opens a playback device. `rate_hz` is the rate file and null sinks take; a sound card runs at
+/// its own rate (closest to 48 kHz), reported by the handle's `rate_hz()`.
+pub fn open_playback(
+    spec: &DeviceSpec,
+    rate_hz: u32,
+) -> Result<Box<dyn PlaybackSink>, DeviceError> {
+    check_rate(rate_hz)?;
+    Ok(match spec {
+        DeviceSpec::Null => Box::new(NullPlayback::new(rate_hz)),
+        DeviceSpec::File(path) => Box::new(FilePlayback::create(path, rate_hz)?),
+        DeviceSpec::Default | DeviceSpec::Named(_) => Box::new(CpalPlayback::open(spec)?),
+    })
+}
+
+fn check_rate(rate_hz: u32) -> Result<(), DeviceError> {
+    if (1_000..=384_000).contains(&rate_hz) {
+        Ok(())
+    } else {
+        Err(DeviceError::Unsupported(format!(
+            "sample rate {rate_hz} Hz (expected 1000..=384000)"
+        )))
+    }
+}
+
+/// Samples in `ms` milliseconds at `rate_hz` (at least 1).
+fn ms_to_samples(rate_hz: u32, ms: u32) -> usize {
+    ((u64::from(rate_hz) * u64::from(ms)) / 1000).max(1) as usize
+}
