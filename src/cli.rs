@@ -33,6 +33,8 @@ pub enum CliCommand {
         /// The file to check [default: --config, else the default path]
         path: Option<PathBuf>,
     },
+    /// List the audio devices (names to use in `[audio] capture` / `playback`)
+    Devices,
     /// Show the running instance's registration state
     Status {
         /// Print JSON instead of a table

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         ),
         Some(CliCommand::CheckConfig { path }) => check_config(path.or(cli.config)),
         Some(CliCommand::Status { json }) => status(json),
+        Some(CliCommand::Devices) => devices(),
     }
 }
 
@@ -179,4 +180,45 @@ fn status(json: bool) -> ExitCode {
         println!("{line}");
     }
     ExitCode::SUCCESS
+}
+
+fn devices() -> ExitCode {
+    match ringside_audio::device::list_devices() {
+        Ok(devices) if devices.is_empty() => {
+            println!("no audio devices found (use \"null\" or \"file:PATH.wav\" in [audio])");
+            ExitCode::SUCCESS
+        }
+        Ok(devices) => {
+            for device in devices {
+                let mut roles = Vec::new();
+                if device.input {
+                    roles.push(if device.default_input {
+                        "input (default)"
+                    } else {
+                        "input"
+                    });
+                }
+                if device.output {
+                    roles.push(if device.default_output {
+                        "output (default)"
+                    } else {
+                        "output"
+                    });
+                }
+                let rates: Vec<String> =
+                    device.sample_rates_hz.iter().map(u32::to_string).collect();
+                println!(
+                    "{:<32} {:<32} {} Hz",
+                    device.name,
+                    roles.join(", "),
+                    rates.join("/")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("ringside: cannot list audio devices: {error}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use support::baresip::{Baresip, BaresipOptions, read_wav};
 use support::ringside::{RingsideHome, RingsideProcess};
+use support::tone::analyse_tone;
 use support::{free_port, poll_until, require_peer};
 
 const RINGSIDE: &str = env!("CARGO_BIN_EXE_ringside");
@@ -233,70 +234,6 @@ fn assert_still_serving(proc: &mut RingsideProcess, port: u16) {
 // ---------------------------------------------------------------------------------------
 // Audio analysis
 // ---------------------------------------------------------------------------------------
-
-/// Goertzel power |X(f)|^2 of `x` at frequency `hz` for sample rate `rate`.
-fn goertzel_power(x: &[f32], rate: f64, hz: f64) -> f64 {
-    let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / rate).cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in x {
-        let s = f64::from(v) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0)
-}
-
-/// What [`analyse_tone`] found.
-#[derive(Debug)]
-struct Tone {
-    /// Frequency with the most power, 1 Hz resolution.
-    peak_hz: f64,
-    /// Share of the window's energy at `peak_hz` (1.0 for a pure sine).
-    energy_share: f64,
-    /// Seconds of non-silent audio in the recording.
-    audible_secs: f64,
-    /// RMS of the analysed window (full scale 32768).
-    rms: f64,
-}
-
-/// Finds the dominant frequency (50 Hz ..= min(4 kHz, Nyquist)) of the recording's
-/// audible part: skips leading silence (codec start-up, jitter buffer) plus 0.25 s,
-/// then analyses up to 1 s (1 Hz bins).
-fn analyse_tone(mono: &[f32], rate: u32) -> Option<Tone> {
-    const SILENCE: f32 = 500.0;
-    let first = mono.iter().position(|v| v.abs() > SILENCE)?;
-    let last = mono.iter().rposition(|v| v.abs() > SILENCE)?;
-    let rate_f = f64::from(rate);
-    let audible_secs = (last - first) as f64 / rate_f;
-    let start = first + rate as usize / 4;
-    let len = (rate as usize).min(last.saturating_sub(start));
-    if len < rate as usize / 4 {
-        return None;
-    }
-    let window = &mono[start..start + len];
-    let energy: f64 = window.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    let top = (rate_f / 2.0 - 50.0).min(4000.0);
-    let best = |lo: f64, hi: f64, step: f64| {
-        let mut best = (lo, 0.0);
-        let mut f = lo;
-        while f <= hi {
-            let p = goertzel_power(window, rate_f, f);
-            if p > best.1 {
-                best = (f, p);
-            }
-            f += step;
-        }
-        best
-    };
-    let (coarse, _) = best(50.0, top, 10.0);
-    let (peak_hz, power) = best((coarse - 10.0).max(1.0), coarse + 10.0, 1.0);
-    Some(Tone {
-        peak_hz,
-        energy_share: 2.0 * power / (len as f64 * energy.max(1.0)),
-        audible_secs,
-        rms: (energy / len as f64).sqrt(),
-    })
-}
 
 /// Waits until baresip's decoded recording holds `secs` of audio.
 fn wait_recorded(b: &Baresip, secs: f64) {

@@ -694,7 +694,8 @@ impl Calls {
 
     // ----- network -----
 
-    /// A new INVITE outside any dialog. Returns false when it is not for a call (caller decides).
+    /// A new INVITE outside any dialog: answers 180 and reports `call.incoming`, or refuses it
+    /// (486, 488, 503). Returns the new call's id.
     pub fn incoming_invite(
         &mut self,
         ctx: &mut CallContext<'_>,
@@ -703,13 +704,13 @@ impl Calls {
         source: Peer,
         local: SocketAddr,
         account: Option<&AccountSetup>,
-    ) {
+    ) -> Option<String> {
         let tag = random_token(ctx.rng, 12);
         if self.calls.len() >= MAX_CALLS {
             let _ =
                 ctx.transactions
                     .respond(ctx.now, tx, response_to(request, 486, None, Some(&tag)));
-            return;
+            return None;
         }
         let Ok(rtp_port) = self.allocate_port() else {
             let _ = ctx.transactions.respond(
@@ -717,7 +718,7 @@ impl Calls {
                 tx,
                 response_to(request, 503, Some("No Media Port"), Some(&tag)),
             );
-            return;
+            return None;
         };
         let local_media = self.local_media(rtp_port, ctx.rng);
         let offer_text = String::from_utf8_lossy(&request.body).into_owned();
@@ -736,7 +737,7 @@ impl Calls {
                     .headers
                     .push(header("Warning", format!("304 ringside \"{error}\"")));
                 let _ = ctx.transactions.respond(ctx.now, tx, response);
-                return;
+                return None;
             }
         };
         let headers = request.headers();
@@ -808,7 +809,8 @@ impl Calls {
         ctx.events.push_back(Event::CallIncoming {
             call: call.info(ctx.now),
         });
-        self.calls.insert(id, call);
+        self.calls.insert(id.clone(), call);
+        Some(id)
     }
 
     /// A request inside one of our dialogs (re-INVITE, BYE, INFO). Returns the response when

@@ -517,8 +517,15 @@ impl Core {
                 self.respond(now, tx, response_to(&request, 480, None, Some(&tag)));
                 return;
             }
+            let auto_answer = account.as_ref().is_some_and(|a| a.auto_answer);
             self.with_calls(now, |calls, ctx| {
-                calls.incoming_invite(ctx, tx, &request, source, local, account.as_ref())
+                let call =
+                    calls.incoming_invite(ctx, tx, &request, source, local, account.as_ref());
+                if let (Some(call), true) = (call, auto_answer)
+                    && let Err(error) = calls.answer(ctx, &call)
+                {
+                    tracing::warn!(%call, %error, "auto-answer failed");
+                }
             });
             return;
         }
@@ -588,25 +595,37 @@ impl Core {
         }
     }
 
-    /// RFC 3261 §21.4.1: a malformed request gets `400 <what was wrong>` when it can be answered.
+    /// A refused request that can be answered gets 501 + Allow for an extension method
+    /// (RFC 3261 §8.2.1), 505 for another SIP version (§8.2.2) and `400 <what was wrong>`
+    /// otherwise (§21.4.1); an ACK is never answered.
     fn answer_malformed(&mut self, rejected: wire::Rejected, source: Peer) {
         let answerable = rejected
             .request
             .filter(|request| request.method != Method::Ack);
-        match answerable {
-            Some(request) => {
-                self.stats.malformed_answered += 1;
-                let phrase = reason_phrase(&rejected.error.to_string());
-                let tag = random_token(&mut self.rng, 12);
-                let response = response_to(&request, 400, Some(&phrase), Some(&tag));
-                self.transactions
-                    .send_stateless(SipMessage::Response(response), source);
+        let Some(request) = answerable else {
+            self.stats.malformed_dropped += 1;
+            tracing::debug!(%source.addr, error = %rejected.error, "malformed message dropped");
+            return;
+        };
+        self.stats.malformed_answered += 1;
+        let tag = random_token(&mut self.rng, 12);
+        // The request's method may be a placeholder (see `Rejected`): only its headers are used.
+        let response = match &rejected.error {
+            wire::ParseError::UnsupportedMethod { .. } => {
+                let mut response = response_to(&request, 501, None, Some(&tag));
+                response.headers.push(header("Allow", ALLOWED_METHODS));
+                response
             }
-            None => {
-                self.stats.malformed_dropped += 1;
-                tracing::debug!(%source.addr, error = %rejected.error, "malformed message dropped");
+            wire::ParseError::UnsupportedVersion { .. } => {
+                response_to(&request, 505, None, Some(&tag))
             }
-        }
+            error => {
+                let phrase = reason_phrase(&error.to_string());
+                response_to(&request, 400, Some(&phrase), Some(&tag))
+            }
+        };
+        self.transactions
+            .send_stateless(SipMessage::Response(response), source);
     }
 }
 

@@ -65,6 +65,8 @@ pub struct AccountSetup {
     pub display_name: Option<String>,
     pub domain: String,
     pub expires_secs: u32,
+    /// Answer inbound calls at once (desk-phone replacement, unattended use).
+    pub auto_answer: bool,
     /// Primary first, then the fallbacks in order.
     pub targets: Vec<RegistrarTarget>,
 }

@@ -13,6 +13,7 @@
 //! TCP and TLS connections share one connection task (`tcp.rs`); TLS adds a rustls
 //! handshake in front of it (`tls.rs`).
 
+mod media;
 mod status;
 mod tcp;
 mod tls;
@@ -31,13 +32,16 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsConnector;
 
-use crate::core::call::{MediaAction, MediaConfig};
+use crate::core::call::MediaConfig;
 use crate::core::registration::{AccountSetup, RegistrarTarget};
+use crate::core::sdp::{CodecKind, SrtpPolicy};
 use crate::core::sip::wire;
 use crate::core::transaction::TimerConfig;
 use crate::core::transport::{Peer, Transmit};
 use crate::core::{Command, Core, CoreConfig};
 use crate::events;
+use ringside_audio::device::DeviceSpec;
+use ringside_audio::session::SessionEvent;
 
 /// How long a clean shutdown waits for registrars to confirm the unregister.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -93,6 +97,13 @@ pub(crate) enum Inbound {
     },
     /// A TCP or TLS connection failed (e.g. a rejected certificate) or closed.
     Closed { peer: Peer, reason: String },
+    /// An RTP (or RTCP) packet for a call's media.
+    Media {
+        call: String,
+        source: SocketAddr,
+        rtcp: bool,
+        bytes: Vec<u8>,
+    },
 }
 
 /// Runs the engine until SIGINT/SIGTERM, then unregisters and returns.
@@ -181,7 +192,12 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         accounts,
         echo_media,
         listen,
-        media: MediaConfig::new(rtp_address),
+        media: media_config(&config.media, rtp_address),
+    };
+    let audio_settings = media::AudioSettings {
+        capture: DeviceSpec::parse(&config.audio.capture),
+        playback: DeviceSpec::parse(&config.audio.playback),
+        symmetric_rtp: config.media.symmetric_rtp,
     };
     let listening: Vec<String> = udp_sockets
         .iter()
@@ -203,6 +219,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     }
     tracing::info!(listen = ?listening, accounts = config.accounts.len(), "ringside running");
 
+    let media_inbound = inbound_tx.clone();
     let mut engine = Engine {
         core: Core::new(core_config, now(), entropy()),
         udp_sockets,
@@ -215,8 +232,11 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         inbound_tx,
         sip_trace: options.sip_trace,
         status: StatusFile::create(listening, echo_media),
+        media: media::MediaEngine::new(audio_settings, media_inbound, entropy()),
     };
     engine.pump().await;
+    let mut media_tick = tokio::time::interval(media::TICK);
+    media_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
     let mut signals = Signals::new();
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
@@ -228,6 +248,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         tokio::select! {
             Some(inbound) = inbound_rx.recv() => engine.handle_inbound(inbound),
             () = sleep_until_option(core_deadline) => engine.core.handle_timeout(now()),
+            _ = media_tick.tick(), if engine.media.is_active() => engine.media.tick(now()).await,
             () = sleep_until_option(shutdown_deadline) => {
                 tracing::warn!("registrars did not confirm the unregister in time; exiting");
                 break;
@@ -250,6 +271,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         }
     }
     engine.pump().await;
+    engine.media.stop_all();
     engine.status.remove();
     tracing::info!("ringside stopped");
     Ok(())
@@ -264,6 +286,7 @@ struct Engine {
     inbound_tx: mpsc::Sender<Inbound>,
     sip_trace: bool,
     status: StatusFile,
+    media: media::MediaEngine,
 }
 
 impl Engine {
@@ -295,6 +318,12 @@ impl Engine {
                 tracing::debug!(peer = %peer.addr, transport = transport_label(peer.transport), %reason, "connection closed");
                 self.core.handle_transport_error(now(), peer, &reason);
             }
+            Inbound::Media {
+                call,
+                source,
+                rtcp,
+                bytes,
+            } => self.media.handle_packet(now(), &call, source, rtcp, &bytes),
         }
     }
 
@@ -304,16 +333,14 @@ impl Engine {
             self.send(transmit).await;
         }
         while let Some(action) = self.core.poll_media() {
-            // The media engine arrives with the audio pipeline; until then calls carry no audio.
-            match &action {
-                MediaAction::Start {
-                    call,
-                    local_rtp,
-                    audio,
-                } => {
-                    tracing::warn!(%call, %local_rtp, remote = %audio.remote_rtp, codec = ?audio.codec.kind, "call media negotiated, but this build has no audio engine yet");
+            self.media.apply(now(), action).await;
+        }
+        for (call, event) in self.media.poll_events() {
+            match event {
+                SessionEvent::DtmfReceived { digit, .. } => {
+                    self.core.handle_dtmf_received(now(), &call, digit);
                 }
-                other => tracing::debug!(?other, "media action"),
+                other => tracing::debug!(%call, ?other, "media event"),
             }
         }
         let mut changed = false;
@@ -322,8 +349,11 @@ impl Engine {
             changed = true;
         }
         if changed || !self.status.is_written() {
-            self.status
-                .write(&self.core.registrations(), self.core.stats());
+            self.status.write(
+                &self.core.registrations(),
+                &self.core.calls(now()),
+                self.core.stats(),
+            );
         }
     }
 
@@ -536,8 +566,37 @@ async fn account_setup(
         display_name: account.display_name.clone(),
         domain: account.domain.clone(),
         expires_secs: account.expires_secs,
+        auto_answer: account.auto_answer,
         targets,
     })
+}
+
+/// The core's media settings from `[media]`.
+fn media_config(
+    settings: &ringside_config::MediaSettings,
+    rtp_address: std::net::IpAddr,
+) -> MediaConfig {
+    let mut media = MediaConfig::new(rtp_address);
+    media.rtp_port_min = settings.rtp_port_min;
+    media.rtp_port_max = settings.rtp_port_max;
+    media.codecs = settings
+        .codecs
+        .iter()
+        .map(|codec| match codec {
+            ringside_config::Codec::Opus => CodecKind::Opus,
+            ringside_config::Codec::Pcmu => CodecKind::Pcmu,
+            ringside_config::Codec::Pcma => CodecKind::Pcma,
+        })
+        .collect();
+    media.ptime_ms = settings.ptime_ms;
+    media.srtp = match settings.srtp {
+        ringside_config::SrtpMode::Off => SrtpPolicy::Off,
+        ringside_config::SrtpMode::Optional => SrtpPolicy::Optional,
+        ringside_config::SrtpMode::Mandatory => SrtpPolicy::Mandatory,
+    };
+    media.ring_timeout = Duration::from_secs(u64::from(settings.ring_timeout_secs));
+    media.dtmf_info_fallback = settings.dtmf_info_fallback;
+    media
 }
 
 /// The address written in SDP: a concrete listen address, else the one that routes to the

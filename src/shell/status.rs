@@ -29,6 +29,7 @@ struct StatusDocument<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     echo_media: Option<SocketAddr>,
     accounts: &'a [RegistrationStatus],
+    calls: &'a [crate::events::CallInfo],
     stats: CoreStats,
 }
 
@@ -55,13 +56,19 @@ impl StatusFile {
         self.written
     }
 
-    pub fn write(&mut self, accounts: &[RegistrationStatus], stats: CoreStats) {
+    pub fn write(
+        &mut self,
+        accounts: &[RegistrationStatus],
+        calls: &[crate::events::CallInfo],
+        stats: CoreStats,
+    ) {
         let document = StatusDocument {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION"),
             listen: &self.listen,
             echo_media: self.echo_media,
             accounts,
+            calls,
             stats,
         };
         let result = (|| -> std::io::Result<()> {
@@ -103,6 +110,8 @@ pub struct StatusReport {
     #[serde(default)]
     pub echo_media: Option<SocketAddr>,
     pub accounts: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub calls: Vec<serde_json::Value>,
     #[serde(default)]
     pub stats: serde_json::Value,
 }

@@ -37,6 +37,7 @@ pub fn account(registrars: &[&str], transport: TransportKind) -> AccountSetup {
         display_name: Some("Alice".into()),
         domain: "example.test".into(),
         expires_secs: 600,
+        auto_answer: false,
         targets: registrars
             .iter()
             .map(|registrar| RegistrarTarget {

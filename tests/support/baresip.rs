@@ -45,6 +45,8 @@ pub struct BaresipOptions {
     pub sine_hz: u32,
     /// How long [`Baresip::start`] waits for the ctrl_tcp socket.
     pub start_timeout: Duration,
+    /// Register the user at this `host:port` with this password (none: never register).
+    pub registrar: Option<(String, String)>,
 }
 
 impl Default for BaresipOptions {
@@ -55,11 +57,19 @@ impl Default for BaresipOptions {
             audio_codecs: vec!["pcmu".to_owned(), "pcma".to_owned()],
             sine_hz: 1000,
             start_timeout: Duration::from_secs(20),
+            registrar: None,
         }
     }
 }
 
 impl BaresipOptions {
+    /// Registers `user` at `host_port` (e.g. a test Kamailio) with `password`.
+    pub fn registered(mut self, user: &str, host_port: &str, password: &str) -> Self {
+        self.user = user.to_owned();
+        self.registrar = Some((host_port.to_owned(), password.to_owned()));
+        self
+    }
+
     /// Replaces the account's codec list.
     pub fn audio_codecs(mut self, codecs: &[&str]) -> Self {
         self.audio_codecs = codecs.iter().map(|c| (*c).to_owned()).collect();
@@ -175,6 +185,10 @@ impl Baresip {
     ///
     /// Retries with new ports if one of the chosen ones was taken meanwhile.
     pub fn start(options: BaresipOptions) -> io::Result<Baresip> {
+        Self::start_with(options)
+    }
+
+    fn start_with(options: BaresipOptions) -> io::Result<Baresip> {
         let mut last_err = None;
         for _ in 0..3 {
             match Self::start_once(&options) {
@@ -202,6 +216,7 @@ impl Baresip {
             ("SINE_HZ", options.sine_hz.to_string()),
             ("USER", options.user.clone()),
             ("AUDIO_CODECS", options.audio_codecs.join(",")),
+            ("ACCOUNT", account_line(options)),
         ];
         for name in ["config", "accounts"] {
             let template = std::fs::read_to_string(
@@ -629,4 +644,19 @@ pub fn read_wav(path: &Path) -> io::Result<Wav> {
         pos = body + size + (size & 1);
     }
     Err(bad("no data chunk"))
+}
+
+/// The accounts line: a local never-registering UA, or a user registered at a registrar.
+fn account_line(options: &BaresipOptions) -> String {
+    let codecs = options.audio_codecs.join(",");
+    match &options.registrar {
+        None => format!(
+            "<sip:{}@127.0.0.1>;regint=0;audio_codecs={codecs}",
+            options.user
+        ),
+        Some((host_port, password)) => format!(
+            "<sip:{}@{host_port}>;auth_pass={password};regint=300;audio_codecs={codecs}",
+            options.user
+        ),
+    }
 }

@@ -21,6 +21,7 @@
 pub mod baresip;
 pub mod kamailio;
 pub mod ringside;
+pub mod tone;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
