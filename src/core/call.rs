@@ -1421,7 +1421,11 @@ impl Calls {
             ptime_ms: self.config.ptime_ms,
             direction: Direction::SendRecv,
             srtp: self.config.srtp,
-            srtp_key: None,
+            // A fresh SDES master key and salt per call (RFC 4568 §6.1), kept across re-INVITEs.
+            srtp_key: (self.config.srtp != SrtpPolicy::Off).then(|| sdp::SrtpKey {
+                tag: 1,
+                key_and_salt: (0..30).map(|_| rng.random::<u8>()).collect(),
+            }),
             session_id: rng.random_range(1..=u64::from(u32::MAX)),
             session_version: 1,
         }
