@@ -27,7 +27,7 @@ use rand::rngs::StdRng;
 use super::auth::{Credentials, Identity};
 use super::message::{
     addr_uri, header, header_param, header_value, new_branch, random_token, reason_phrase,
-    response_to,
+    response_to, split_header_list,
 };
 use super::registration::{AccountSetup, transport_name};
 use super::sdp::{self, CodecKind, Direction, LocalMedia, NegotiatedAudio, SrtpPolicy};
@@ -272,9 +272,8 @@ impl Call {
         )
     }
 
-    /// A request inside the dialog (RFC 3261 §12.2.1.1).
-    fn in_dialog_request(&mut self, method: Method, rng: &mut StdRng, user_agent: &str) -> Request {
-        self.local_cseq += 1;
+    /// Via (new branch), Route set, Max-Forwards, From, To, Call-ID and CSeq of a request.
+    fn request_headers(&self, rng: &mut StdRng, to: String, cseq: u32, method: &Method) -> Headers {
         let mut headers = Headers::default();
         headers.push(header(
             "Via",
@@ -290,9 +289,16 @@ impl Call {
         }
         headers.push(header("Max-Forwards", "70"));
         headers.push(header("From", self.header_from()));
-        headers.push(header("To", self.header_to()));
+        headers.push(header("To", to));
         headers.push(header("Call-ID", self.sip_call_id.clone()));
-        headers.push(header("CSeq", format!("{} {method}", self.local_cseq)));
+        headers.push(header("CSeq", format!("{cseq} {method}")));
+        headers
+    }
+
+    /// A request inside the dialog (RFC 3261 §12.2.1.1).
+    fn in_dialog_request(&mut self, method: Method, rng: &mut StdRng, user_agent: &str) -> Request {
+        self.local_cseq += 1;
+        let mut headers = self.request_headers(rng, self.header_to(), self.local_cseq, &method);
         if method == Method::Invite {
             headers.push(header("Contact", self.contact()));
             headers.push(header("Allow", super::ALLOWED_METHODS));
@@ -749,7 +755,7 @@ impl Calls {
             .map(addr_uri)
             .unwrap_or_default();
         let route_set: Vec<String> = super::message::header_values(headers, "Record-Route")
-            .flat_map(split_list)
+            .flat_map(split_header_list)
             .map(str::to_owned)
             .collect();
         let id = format!("c{}", random_token(ctx.rng, 11));
@@ -1100,7 +1106,7 @@ impl Calls {
                 // RFC 3261 §12.1.2: the UAC's route set is the Record-Route in reverse.
                 let mut routes: Vec<String> =
                     super::message::header_values(response.headers(), "Record-Route")
-                        .flat_map(split_list)
+                        .flat_map(split_header_list)
                         .map(str::to_owned)
                         .collect();
                 if !routes.is_empty() {
@@ -1439,24 +1445,12 @@ fn send_initial_invite(
 ) -> Result<(), String> {
     call.local_cseq += 1;
     let offer = sdp::offer(&call.local_media);
-    let mut headers = Headers::default();
-    headers.push(header(
-        "Via",
-        format!(
-            "SIP/2.0/{} {};rport;branch={}",
-            transport_name(call.next_hop.transport),
-            call.local_addr,
-            new_branch(ctx.rng)
-        ),
-    ));
-    for route in &call.route_set {
-        headers.push(header("Route", route.clone()));
-    }
-    headers.push(header("Max-Forwards", "70"));
-    headers.push(header("From", call.header_from()));
-    headers.push(header("To", call.remote_addr_spec.clone()));
-    headers.push(header("Call-ID", call.sip_call_id.clone()));
-    headers.push(header("CSeq", format!("{} INVITE", call.local_cseq)));
+    let mut headers = call.request_headers(
+        ctx.rng,
+        call.remote_addr_spec.clone(),
+        call.local_cseq,
+        &Method::Invite,
+    );
     headers.push(header("Contact", call.contact()));
     headers.push(header("Allow", super::ALLOWED_METHODS));
     headers.push(header("User-Agent", ctx.user_agent.to_owned()));
@@ -1564,24 +1558,7 @@ fn send_cancel(ctx: &mut CallContext<'_>, call: &mut Call) {
 /// ACK for a 2xx (RFC 3261 §13.2.2.4): a new transaction-less request in the dialog.
 fn send_ack(ctx: &mut CallContext<'_>, call: &mut Call, response: &Response) {
     let number = cseq_of_response(response).unwrap_or(call.local_cseq);
-    let mut headers = Headers::default();
-    headers.push(header(
-        "Via",
-        format!(
-            "SIP/2.0/{} {};rport;branch={}",
-            transport_name(call.next_hop.transport),
-            call.local_addr,
-            new_branch(ctx.rng)
-        ),
-    ));
-    for route in &call.route_set {
-        headers.push(header("Route", route.clone()));
-    }
-    headers.push(header("Max-Forwards", "70"));
-    headers.push(header("From", call.header_from()));
-    headers.push(header("To", call.header_to()));
-    headers.push(header("Call-ID", call.sip_call_id.clone()));
-    headers.push(header("CSeq", format!("{number} ACK")));
+    let mut headers = call.request_headers(ctx.rng, call.header_to(), number, &Method::Ack);
     headers.push(header("User-Agent", ctx.user_agent.to_owned()));
     let uri = Uri::try_from(call.remote_target.as_str()).unwrap_or_default();
     let ack = Request {
@@ -1685,27 +1662,6 @@ fn strip_tag(value: &str) -> String {
         .filter(|p| !p.trim().to_ascii_lowercase().starts_with("tag="))
         .collect();
     format!("{head}{}", kept.join(";")).trim().to_owned()
-}
-
-/// Splits a header value holding several comma-separated entries (commas in `<>`/quotes kept).
-fn split_list(value: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
-    for (index, byte) in value.bytes().enumerate() {
-        match byte {
-            b'"' => quoted = !quoted,
-            b'<' if !quoted => depth += 1,
-            b'>' if !quoted => depth -= 1,
-            b',' if !quoted && depth == 0 => {
-                parts.push(value[start..index].trim());
-                start = index + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(value[start..].trim());
-    parts.retain(|p| !p.is_empty());
-    parts
 }
 
 fn random_cseq(rng: &mut StdRng) -> u32 {

@@ -96,6 +96,28 @@ pub fn reason_phrase(response: &Response) -> String {
         .unwrap_or_else(|| response.status_code.text().to_owned())
 }
 
+/// Splits a header value holding several comma-separated entries (Contact, Record-Route …);
+/// commas inside `<...>` or quotes are kept. Empty entries are dropped.
+pub fn split_header_list(value: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
+    for (index, byte) in value.bytes().enumerate() {
+        match byte {
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => depth += 1,
+            b'>' if !quoted => depth -= 1,
+            b',' if !quoted && depth == 0 => {
+                parts.push(value[start..index].trim());
+                start = index + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(value[start..].trim());
+    parts.retain(|part| !part.is_empty());
+    parts
+}
+
 /// A random token of `len` characters from the RFC 3261 `token` alphabet, for tags, Call-IDs,
 /// branches and cnonces.
 pub fn random_token(rng: &mut impl Rng, len: usize) -> String {

@@ -27,7 +27,7 @@ use serde::Serialize;
 use super::auth::{Credentials, Identity};
 use super::message::{
     addr_uri, header, header_param, header_value, header_values, new_branch, random_token,
-    reason_phrase,
+    reason_phrase, split_header_list,
 };
 use super::sip::{HasHeaders, Headers, Method, Request, Response, Uri, Version};
 use super::transaction::{ClientTxId, TransactionLayer};
@@ -702,30 +702,10 @@ pub fn refresh_delay(granted_secs: u32) -> Duration {
 /// The lifetime the registrar granted our contact: its `expires` param, else the Expires header.
 fn granted_expires(headers: &Headers, our_contact: &str) -> Option<u32> {
     let ours = header_values(headers, "Contact")
-        .flat_map(split_contacts)
+        .flat_map(split_header_list)
         .find(|contact| same_contact(addr_uri(contact), our_contact));
     ours.and_then(|contact| header_param(contact, "expires")?.parse().ok())
         .or_else(|| header_value(headers, "Expires")?.trim().parse().ok())
-}
-
-/// Splits a Contact value holding several comma-separated contacts (commas in quotes/<> kept).
-fn split_contacts(value: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
-    for (index, byte) in value.bytes().enumerate() {
-        match byte {
-            b'"' => quoted = !quoted,
-            b'<' if !quoted => depth += 1,
-            b'>' if !quoted => depth -= 1,
-            b',' if !quoted && depth == 0 => {
-                parts.push(value[start..index].trim());
-                start = index + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(value[start..].trim());
-    parts
 }
 
 /// Compares contact URIs by user, host and port, ignoring parameter order and case of the host.
@@ -793,6 +773,6 @@ mod tests {
     #[test]
     fn contacts_split_outside_quotes_and_brackets() {
         let value = "\"A, B\" <sip:a@h;x=1,2>;expires=60, <sip:b@h>;expires=30";
-        assert_eq!(split_contacts(value).len(), 2);
+        assert_eq!(split_header_list(value).len(), 2);
     }
 }
