@@ -179,6 +179,19 @@ fn status(json: bool) -> ExitCode {
         }
         println!("{line}");
     }
+    for call in &report.calls {
+        let text = |value: &serde_json::Value| value.as_str().unwrap_or("").to_owned();
+        let remote = call["remote"]["display_name"]
+            .as_str()
+            .map(|name| format!("{name} <{}>", text(&call["remote"]["uri"])))
+            .unwrap_or_else(|| text(&call["remote"]["uri"]));
+        println!(
+            "call {:<14} {:<9} {:<12} {remote}",
+            text(&call["id"]),
+            text(&call["direction"]),
+            text(&call["state"])
+        );
+    }
     ExitCode::SUCCESS
 }
 
