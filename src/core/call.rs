@@ -26,8 +26,8 @@ use rand::rngs::StdRng;
 
 use super::auth::{Credentials, Identity};
 use super::message::{
-    addr_uri, header, header_param, header_value, new_branch, random_token, reason_phrase,
-    response_to, split_header_list,
+    addr_uri, copy_record_route, header, header_param, header_value, new_branch, random_token,
+    reason_phrase, response_to, split_header_list,
 };
 use super::registration::{AccountSetup, transport_name};
 use super::sdp::{self, CodecKind, Direction, LocalMedia, NegotiatedAudio, SrtpPolicy};
@@ -491,6 +491,7 @@ impl Calls {
             return Err(invalid_state(call, "answer"));
         };
         let mut response = response_to(&incoming.request, 200, None, Some(&call.local_tag));
+        copy_record_route(&incoming.request, &mut response);
         response.headers.push(header("Contact", call.contact()));
         response
             .headers
@@ -803,6 +804,7 @@ impl Calls {
             ended_by_cancel_race: false,
         };
         let mut ringing = response_to(request, 180, None, Some(&call.local_tag));
+        copy_record_route(request, &mut ringing);
         ringing.headers.push(header("Contact", call.contact()));
         if let Err(error) = ctx.transactions.respond(ctx.now, tx, ringing) {
             tracing::debug!(%error, "180 not sent");

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::message::{header, header_param, header_value, response_to};
+use super::message::{copy_record_route, header, header_param, header_value, response_to};
 use super::sip::{HasHeaders, Request, Response, SipMessage};
 use super::transaction::{TimerConfig, TransactionLayer};
 use super::transport::Peer;
@@ -129,6 +129,7 @@ impl EchoExtension {
             return Some(response);
         };
         let mut response = response_to(request, 200, None, Some(&our_tag));
+        copy_record_route(request, &mut response);
         let transport = match source.transport {
             ringside_config::TransportKind::Udp => "",
             ringside_config::TransportKind::Tcp => ";transport=tcp",

@@ -118,6 +118,16 @@ pub fn split_header_list(value: &str) -> Vec<&str> {
     parts
 }
 
+/// RFC 3261 §12.1.1: a response that creates a dialog (18x/2xx to INVITE) copies the request's
+/// Record-Route headers, in order, so the caller's in-dialog requests take the same proxies.
+pub fn copy_record_route(request: &Request, response: &mut Response) {
+    for value in header_values(request.headers(), "Record-Route") {
+        response
+            .headers
+            .push(header("Record-Route", value.to_owned()));
+    }
+}
+
 /// A random token of `len` characters from the RFC 3261 `token` alphabet, for tags, Call-IDs,
 /// branches and cnonces.
 pub fn random_token(rng: &mut impl Rng, len: usize) -> String {

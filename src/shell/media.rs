@@ -34,6 +34,8 @@ pub const ENGINE_RATE_HZ: u32 = 48_000;
 /// One engine tick.
 pub const TICK: Duration = Duration::from_millis(20);
 const TICK_SAMPLES: usize = (ENGINE_RATE_HZ as usize) * 20 / 1000;
+/// How far the media clock may lag the wall clock before it jumps forward.
+const MAX_CATCH_UP: Duration = Duration::from_millis(200);
 
 /// Which devices calls use.
 #[derive(Debug, Clone)]
@@ -75,6 +77,9 @@ pub(crate) struct MediaEngine {
     mix: Vec<i32>,
     mixed: Vec<i16>,
     ssrc_seed: u64,
+    /// Playout time: advances exactly one tick per tick, so catch-up ticks after a stall
+    /// carry the times the audio belongs to, not the instant they ran.
+    media_clock: Option<Instant>,
 }
 
 impl std::fmt::Debug for MediaEngine {
@@ -97,6 +102,7 @@ impl MediaEngine {
             mix: vec![0; TICK_SAMPLES],
             mixed: vec![0; TICK_SAMPLES],
             ssrc_seed: seed | 1,
+            media_clock: None,
         }
     }
 
@@ -177,8 +183,18 @@ impl MediaEngine {
     /// One 20 ms tick: capture → every call, every call → playback, then send.
     pub(crate) async fn tick(&mut self, now: Instant) {
         if self.calls.is_empty() {
+            self.media_clock = None;
             return;
         }
+        // Behind by more than a few ticks (a long stall): give up the lost time rather than
+        // playing it back at once.
+        let next = self.media_clock.map_or(now, |clock| clock + TICK);
+        let now = if next > now || now - next > MAX_CATCH_UP {
+            now
+        } else {
+            next
+        };
+        self.media_clock = Some(now);
         self.read_capture();
         self.mix.fill(0);
         for media in self.calls.values_mut() {

@@ -236,7 +236,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     };
     engine.pump().await;
     let mut media_tick = tokio::time::interval(media::TICK);
-    media_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Burst: a late tick is caught up, not skipped, so file- and null-paced audio loses no frames
+    // when the process is briefly starved of CPU (device rings absorb the burst).
+    media_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
 
     let mut signals = Signals::new();
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
