@@ -90,11 +90,16 @@ fn info_outside_a_dialog_gets_481() {
 }
 
 #[test]
-fn invite_without_an_offer_gets_488_and_starts_no_call() {
-    // Offerless INVITEs (offer in the 200, answer in the ACK) are not supported yet.
+fn invite_requiring_100rel_gets_420() {
+    // Reliable provisionals (RFC 3262) are refused cleanly rather than half-supported.
     let mut scenario = Scenario::new(core_config(Vec::new()), Vec::new());
-    let response =
-        only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &request("INVITE", "")));
-    assert_eq!(code(&response), 488);
+    let text =
+        request("INVITE", "").replace("Content-Length: 0", "Require: 100rel\r\nContent-Length: 0");
+    let response = only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &text));
+    assert_eq!(code(&response), 420);
+    assert_eq!(
+        header_value(response.headers(), "Unsupported"),
+        Some("100rel")
+    );
     assert!(scenario.events.is_empty());
 }

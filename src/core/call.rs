@@ -150,6 +150,40 @@ pub struct CallContext<'a> {
 enum ReInvitePurpose {
     Hold,
     Resume,
+    /// RFC 4028 session refresh: the same session, offered again.
+    Refresh,
+}
+
+/// RFC 4028 session timer of a call.
+#[derive(Debug, Clone, Copy)]
+struct SessionTimer {
+    interval: Duration,
+    /// We send the refreshes (else the peer does, and we end the call if none comes).
+    we_refresh: bool,
+    /// When to refresh (half the interval) or, if the peer refreshes, when the session expires.
+    deadline: Instant,
+}
+
+impl SessionTimer {
+    fn new(interval_secs: u32, we_refresh: bool, now: Instant) -> Self {
+        let interval = Duration::from_secs(u64::from(interval_secs.max(90)));
+        let mut timer = Self {
+            interval,
+            we_refresh,
+            deadline: now,
+        };
+        timer.restart(now);
+        timer
+    }
+
+    fn restart(&mut self, now: Instant) {
+        self.deadline = now
+            + if self.we_refresh {
+                self.interval / 2
+            } else {
+                self.interval
+            };
+    }
 }
 
 #[derive(Debug)]
@@ -216,6 +250,9 @@ struct Call {
     muted: bool,
     /// BYE sent after a 2xx that raced our CANCEL: ends as cancelled, not local hangup.
     ended_by_cancel_race: bool,
+    session_timer: Option<SessionTimer>,
+    /// Offerless INVITE: our 200 carried the offer, the answer comes in the ACK.
+    awaiting_ack_answer: bool,
 }
 
 impl Call {
@@ -361,6 +398,7 @@ impl Calls {
                     retransmit,
                     call.ring_deadline,
                     call.glare_retry_at.map(|(at, _)| at),
+                    call.session_timer.map(|timer| timer.deadline),
                 ]
             })
             .flatten()
@@ -464,6 +502,8 @@ impl Calls {
             remote_hold: false,
             muted: false,
             ended_by_cancel_race: false,
+            session_timer: None,
+            awaiting_ack_answer: false,
         };
         ctx.events.push_back(Event::CallDialing {
             call: call.info(ctx.now),
@@ -481,18 +521,24 @@ impl Calls {
     }
 
     pub fn answer(&mut self, ctx: &mut CallContext<'_>, id: &str) -> Result<(), CallError> {
-        let config_ptime = self.config.ptime_ms;
         let call = self.get_mut(id)?;
         let Some(incoming) = call.incoming.take() else {
             return Err(invalid_state(call, "answer"));
         };
-        let Some((answer_sdp, audio)) = incoming.answer.clone() else {
-            call.incoming = Some(incoming);
-            return Err(invalid_state(call, "answer"));
+        // With no offer in the INVITE, the 200 carries ours and the ACK the answer.
+        let (body, audio) = match incoming.answer.clone() {
+            Some((answer_sdp, audio)) => (answer_sdp, Some(audio)),
+            None => (sdp::offer(&call.local_media), None),
         };
         let mut response = response_to(&incoming.request, 200, None, Some(&call.local_tag));
         copy_record_route(&incoming.request, &mut response);
         response.headers.push(header("Contact", call.contact()));
+        response
+            .headers
+            .push(header("Supported", super::SUPPORTED_OPTIONS.join(", ")));
+        if let Some(timer) = accept_session_timer(&incoming.request, &mut response, ctx.now) {
+            call.session_timer = Some(timer);
+        }
         response
             .headers
             .push(header("Allow", super::ALLOWED_METHODS));
@@ -502,7 +548,7 @@ impl Calls {
         response
             .headers
             .push(header("Content-Type", "application/sdp"));
-        response.body = answer_sdp.into_bytes();
+        response.body = body.into_bytes();
         if let Err(error) = ctx
             .transactions
             .respond(ctx.now, incoming.tx, response.clone())
@@ -517,11 +563,15 @@ impl Calls {
                 give_up_at: ctx.now + ctx.timers.t1 * 64,
             });
         }
-        let _ = config_ptime;
-        call.negotiated = Some(audio.clone());
         call.state = CallState::Established;
         call.established_at = Some(ctx.now);
-        start_or_update_media(ctx, call, audio);
+        match audio {
+            Some(audio) => {
+                call.negotiated = Some(audio.clone());
+                start_or_update_media(ctx, call, audio);
+            }
+            None => call.awaiting_ack_answer = true,
+        }
         ctx.events.push_back(Event::CallEstablished {
             call: call.info(ctx.now),
         });
@@ -729,11 +779,13 @@ impl Calls {
         };
         let local_media = self.local_media(rtp_port, ctx.rng);
         let offer_text = String::from_utf8_lossy(&request.body).into_owned();
+        // No offer: we offer in the 200 and take the answer from the ACK (RFC 3261 §13.2.1).
         let prepared = if offer_text.trim().is_empty() {
-            // No offer: we offer in the 200 and expect the answer in the ACK. Not supported yet.
-            Err(sdp::SdpError::NoAudio)
+            Ok(None)
         } else {
-            sdp::parse(&offer_text).and_then(|offer| sdp::answer(&local_media, &offer))
+            sdp::parse(&offer_text)
+                .and_then(|offer| sdp::answer(&local_media, &offer))
+                .map(Some)
         };
         let answer = match prepared {
             Ok(answer) => answer,
@@ -802,6 +854,8 @@ impl Calls {
             remote_hold: false,
             muted: false,
             ended_by_cancel_race: false,
+            session_timer: None,
+            awaiting_ack_answer: false,
         };
         let mut ringing = response_to(request, 180, None, Some(&call.local_tag));
         copy_record_route(request, &mut ringing);
@@ -812,7 +866,7 @@ impl Calls {
         call.incoming = Some(IncomingInvite {
             tx,
             request: request.clone(),
-            answer: Some(answer),
+            answer,
         });
         ctx.events.push_back(Event::CallIncoming {
             call: call.info(ctx.now),
@@ -907,12 +961,33 @@ impl Calls {
     }
 
     /// The ACK for our 2xx.
-    pub fn ack(&mut self, request: &Request) -> bool {
+    /// The ACK for our 2xx; after an offerless INVITE it carries the SDP answer.
+    pub fn ack(&mut self, ctx: &mut CallContext<'_>, request: &Request) -> bool {
         let Some(id) = self.find_dialog(request) else {
             return false;
         };
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.unacked_success = None;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return true;
+        };
+        call.unacked_success = None;
+        if !call.awaiting_ack_answer {
+            return true;
+        }
+        call.awaiting_ack_answer = false;
+        let answer = sdp::parse(&String::from_utf8_lossy(&request.body))
+            .and_then(|answer| sdp::accept_answer(&call.local_media, &answer));
+        match answer {
+            Ok(audio) => {
+                call.negotiated = Some(audio.clone());
+                start_or_update_media(ctx, call, audio);
+            }
+            Err(error) => {
+                // RFC 3261 §13.2.1 leaves no way to fix a bad answer but ending the call.
+                let bye = call.in_dialog_request(Method::Bye, ctx.rng, ctx.user_agent);
+                send_request(ctx, call, bye);
+                let detail = format!("no usable SDP answer in the ACK: {error}");
+                self.end(ctx, &id, EndReason::Failed, None, Some(detail));
+            }
         }
         true
     }
@@ -989,6 +1064,7 @@ impl Calls {
         let mut to_end: Vec<(String, EndReason, Option<String>)> = Vec::new();
         let mut to_cancel: Vec<String> = Vec::new();
         let mut glare: Vec<(String, ReInvitePurpose)> = Vec::new();
+        let mut refresh: Vec<String> = Vec::new();
         for call in self.calls.values_mut() {
             if let Some(unacked) = call.unacked_success.as_mut() {
                 if now >= unacked.give_up_at {
@@ -1011,6 +1087,17 @@ impl Calls {
                 call.ring_deadline = None;
                 if call.outgoing.is_some() {
                     to_cancel.push(call.id.clone());
+                }
+            }
+            if let Some(timer) = call.session_timer.as_mut().filter(|t| now >= t.deadline) {
+                if timer.we_refresh {
+                    // Try again in a while if a re-INVITE is already in flight.
+                    timer.deadline = now + Duration::from_secs(2);
+                    refresh.push(call.id.clone());
+                } else {
+                    call.session_timer = None;
+                    let detail = "session expired: the peer never refreshed it (RFC 4028)";
+                    to_end.push((call.id.clone(), EndReason::Failed, Some(detail.into())));
                 }
             }
             if let Some((at, purpose)) = call.glare_retry_at
@@ -1038,6 +1125,14 @@ impl Calls {
                 }
             }
             self.end(ctx, &id, EndReason::NoAnswer, None, None);
+        }
+        for id in refresh {
+            if let Some(call) = self.calls.get_mut(&id)
+                && call.state == CallState::Established
+                && call.reinvite.is_none()
+            {
+                send_reinvite(ctx, call, ReInvitePurpose::Refresh);
+            }
         }
         for (id, purpose) in glare {
             if let Some(call) = self.calls.get_mut(&id)
@@ -1117,6 +1212,7 @@ impl Calls {
                 }
                 call.outgoing = None;
                 call.ring_deadline = None;
+                call.session_timer = session_timer_of_answer(response, ctx.now);
                 send_ack(ctx, call, response);
                 if cancel_requested {
                     // The 2xx crossed our CANCEL: end the dialog it created (RFC 3261 §15).
@@ -1211,6 +1307,13 @@ impl Calls {
                 if let Ok(audio) = answer {
                     call.negotiated = Some(audio.clone());
                     start_or_update_media(ctx, call, audio);
+                }
+                // Any accepted re-INVITE refreshes the session (RFC 4028 §10).
+                if let Some(timer) = call.session_timer.as_mut() {
+                    timer.restart(ctx.now);
+                }
+                if purpose == ReInvitePurpose::Refresh {
+                    return;
                 }
                 let hold = purpose == ReInvitePurpose::Hold;
                 call.local_hold = hold;
@@ -1311,6 +1414,15 @@ impl Calls {
             .headers
             .push(header("Content-Type", "application/sdp"));
         response.body = answer_text.into_bytes();
+        // A re-INVITE refreshes the session; one carrying Session-Expires may also renegotiate it.
+        match accept_session_timer(request, &mut response, ctx.now) {
+            Some(timer) => call.session_timer = Some(timer),
+            None => {
+                if let Some(timer) = call.session_timer.as_mut() {
+                    timer.restart(ctx.now);
+                }
+            }
+        }
         let _ = ctx.transactions.respond(ctx.now, tx, response.clone());
         if !call.next_hop.is_reliable() {
             call.unacked_success = Some(UnackedSuccess {
@@ -1320,7 +1432,10 @@ impl Calls {
                 give_up_at: ctx.now + ctx.timers.t1 * 64,
             });
         }
-        let Some(audio) = audio else { return };
+        let Some(audio) = audio else {
+            call.awaiting_ack_answer = true;
+            return;
+        };
         let remote_holds = matches!(audio.direction, Direction::RecvOnly | Direction::Inactive)
             || audio.remote_rtp.ip().is_unspecified();
         call.negotiated = Some(audio.clone());
@@ -1455,6 +1570,7 @@ fn send_initial_invite(
     );
     headers.push(header("Contact", call.contact()));
     headers.push(header("Allow", super::ALLOWED_METHODS));
+    headers.push(header("Supported", super::SUPPORTED_OPTIONS.join(", ")));
     headers.push(header("User-Agent", ctx.user_agent.to_owned()));
     headers.push(header("Content-Type", "application/sdp"));
     let uri_text = call.remote_target.clone();
@@ -1496,6 +1612,8 @@ fn send_reinvite(ctx: &mut CallContext<'_>, call: &mut Call, purpose: ReInvitePu
     call.local_media.direction = match purpose {
         ReInvitePurpose::Hold => Direction::SendOnly,
         ReInvitePurpose::Resume => Direction::SendRecv,
+        ReInvitePurpose::Refresh if call.local_hold => Direction::SendOnly,
+        ReInvitePurpose::Refresh => Direction::SendRecv,
     };
     call.local_media.session_version += 1;
     let offer = sdp::offer(&call.local_media);
@@ -1503,6 +1621,12 @@ fn send_reinvite(ctx: &mut CallContext<'_>, call: &mut Call, purpose: ReInvitePu
     request
         .headers
         .push(header("Content-Type", "application/sdp"));
+    if let Some(timer) = call.session_timer.filter(|timer| timer.we_refresh) {
+        let secs = timer.interval.as_secs();
+        request
+            .headers
+            .push(header("Session-Expires", format!("{secs};refresher=uac")));
+    }
     request.body = offer.into_bytes();
     if let (Some(credentials), Some(identity)) = (call.credentials.as_mut(), call.identity.as_ref())
     {
@@ -1664,6 +1788,57 @@ fn strip_tag(value: &str) -> String {
         .filter(|p| !p.trim().to_ascii_lowercase().starts_with("tag="))
         .collect();
     format!("{head}{}", kept.join(";")).trim().to_owned()
+}
+
+/// RFC 4028 `Session-Expires: N[;refresher=uac|uas]`.
+fn session_expires(headers: &Headers) -> Option<(u32, Option<String>)> {
+    let value = header_value(headers, "Session-Expires")?;
+    let secs = value.split(';').next()?.trim().parse().ok()?;
+    let refresher = header_param(
+        &format!("<>{}", value.find(';').map_or("", |i| &value[i..])),
+        "refresher",
+    )
+    .map(str::to_ascii_lowercase);
+    Some((secs, refresher))
+}
+
+/// As UAS: accepts the session timer an INVITE (or re-INVITE) asks for, writing the agreed
+/// Session-Expires (and Require: timer when the peer supports it) into our 2xx.
+fn accept_session_timer(
+    request: &Request,
+    response: &mut Response,
+    now: Instant,
+) -> Option<SessionTimer> {
+    let (secs, refresher) = session_expires(request.headers())?;
+    let peer_supports = super::message::header_values(request.headers(), "Supported")
+        .chain(super::message::header_values(request.headers(), "Require"))
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim().eq_ignore_ascii_case("timer"));
+    // Without `timer` support the peer cannot refresh: we do (RFC 4028 §9).
+    let refresher = match refresher.as_deref() {
+        Some("uas") => "uas",
+        Some("uac") if peer_supports => "uac",
+        _ if peer_supports => "uac",
+        _ => "uas",
+    };
+    response.headers.push(header(
+        "Session-Expires",
+        format!("{secs};refresher={refresher}"),
+    ));
+    if peer_supports {
+        response.headers.push(header("Require", "timer"));
+    }
+    Some(SessionTimer::new(secs, refresher == "uas", now))
+}
+
+/// As UAC: the session timer the 2xx to our INVITE settled on.
+fn session_timer_of_answer(response: &Response, now: Instant) -> Option<SessionTimer> {
+    let (secs, refresher) = session_expires(response.headers())?;
+    Some(SessionTimer::new(
+        secs,
+        refresher.as_deref() != Some("uas"),
+        now,
+    ))
 }
 
 fn random_cseq(rng: &mut StdRng) -> u32 {

@@ -39,6 +39,8 @@ use transport::{Peer, Transmit};
 
 /// Methods Ringside answers (Allow header).
 pub const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+/// Option tags Ringside supports (Supported header; anything else in Require gets 420).
+pub const SUPPORTED_OPTIONS: &[&str] = &["timer"];
 
 /// What the core needs at start.
 #[derive(Debug, Clone)]
@@ -457,7 +459,7 @@ impl Core {
                     source,
                 } => self.handle_request(now, local, tx, request, source),
                 TxEvent::AckForSuccess { request, .. } => {
-                    if !self.calls.ack(&request) {
+                    if !self.with_calls(now, |calls, ctx| calls.ack(ctx, &request)) {
                         self.echo.handle_ack(&request);
                     }
                 }
@@ -534,7 +536,9 @@ impl Core {
                 let mut response = response_to(&request, 200, None, Some(&tag));
                 response.headers.push(header("Allow", ALLOWED_METHODS));
                 response.headers.push(header("Accept", "application/sdp"));
-                response.headers.push(header("Supported", ""));
+                response
+                    .headers
+                    .push(header("Supported", SUPPORTED_OPTIONS.join(", ")));
                 response
                     .headers
                     .push(header("User-Agent", self.user_agent.clone()));
@@ -638,6 +642,11 @@ fn unsupported_extensions(request: &Request) -> Option<String> {
         .flat_map(|value| value.split(','))
         .map(str::trim)
         .filter(|tag| !tag.is_empty())
+        .filter(|tag| {
+            !SUPPORTED_OPTIONS
+                .iter()
+                .any(|ours| ours.eq_ignore_ascii_case(tag))
+        })
         .collect();
     (!required.is_empty()).then(|| required.join(", "))
 }
@@ -677,9 +686,7 @@ mod tests {
             header_value(request.headers(), "require"),
             Some("100rel, timer")
         );
-        assert_eq!(
-            unsupported_extensions(&request).as_deref(),
-            Some("100rel, timer")
-        );
+        // `timer` is ours (RFC 4028); `100rel` is not.
+        assert_eq!(unsupported_extensions(&request).as_deref(), Some("100rel"));
     }
 }

@@ -49,6 +49,8 @@ pub struct Phone {
     pub held_reinvite: Option<Request>,
     /// Do not acknowledge 2xx responses (to watch Ringside retransmit them).
     pub withhold_ack: bool,
+    /// Extra header lines (each ending in CRLF) for the phone's 200 OK responses.
+    pub answer_headers: String,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +78,7 @@ impl Phone {
             hold_reinvites: false,
             held_reinvite: None,
             withhold_ack: false,
+            answer_headers: String::new(),
         }
     }
 
@@ -257,8 +260,11 @@ impl Phone {
     }
 
     fn respond(&mut self, request: &Request, code: u16, tag: Option<&str>, body: Option<&str>) {
-        self.outbox
-            .push(response_text(request, code, tag, body).into_bytes());
+        let mut text = response_text(request, code, tag, body);
+        if code == 200 && !self.answer_headers.is_empty() {
+            text = text.replacen("Content-", &format!("{}Content-", self.answer_headers), 1);
+        }
+        self.outbox.push(text.into_bytes());
     }
 
     /// Calls Ringside (user 1001) with an SDP offer.
