@@ -19,13 +19,13 @@ fn answered_offerless() -> (Scenario, String, String) {
     let call = scenario.only_call_id();
     scenario
         .command(Command::Answer { call: call.clone() })
-        .unwrap();
+        .expect("answer accepted");
     let ok = scenario.phones[0]
         .responses()
         .into_iter()
         .find(|r| u16::from(r.status_code.clone()) == 200)
         .cloned()
-        .unwrap();
+        .expect("200 OK");
     let offer = String::from_utf8_lossy(&ok.body).into_owned();
     (scenario, call, offer)
 }

@@ -16,9 +16,12 @@
 
 pub mod jitter;
 
+pub mod aec;
+
 pub mod codec;
 pub mod device;
 pub mod g711;
 pub mod opus_codec;
 pub mod resample;
 pub mod session;
+pub mod tones;

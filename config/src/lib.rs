@@ -275,13 +275,16 @@ impl std::fmt::Display for SrtpMode {
     }
 }
 
-/// The `[audio]` table. Each value is `default`, `null`, `file:/absolute/path` (relative
+/// The `[audio]` table. Each device value is `default`, `null`, `file:/absolute/path` (relative
 /// paths were resolved against the config file's directory; a capture file existed and was
 /// readable, a playback file's directory existed at load) or a device name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioSettings {
     pub capture: String,
     pub playback: String,
+    /// Remove the speaker's echo from the microphone signal. Applies only when both devices are
+    /// sound cards (a file or null device has no acoustic echo path).
+    pub echo_cancellation: bool,
 }
 
 impl Default for AudioSettings {
@@ -289,6 +292,7 @@ impl Default for AudioSettings {
         AudioSettings {
             capture: "default".into(),
             playback: "default".into(),
+            echo_cancellation: true,
         }
     }
 }

@@ -56,6 +56,7 @@ pub(crate) struct RawMedia {
 pub(crate) struct RawAudio {
     pub capture: Option<Spanned<String>>,
     pub playback: Option<Spanned<String>>,
+    pub echo_cancellation: Option<Spanned<bool>>,
 }
 
 /// One `[[account]]` as written. Required keys are `Option` too, so that every missing
@@ -364,7 +365,10 @@ mod tests {
         );
         assert_eq!(fields_of::<RawAccount>().len(), 13);
         assert_eq!(fields_of::<RawMedia>().len(), 7);
-        assert_eq!(fields_of::<RawAudio>(), &["capture", "playback"]);
+        assert_eq!(
+            fields_of::<RawAudio>(),
+            &["capture", "playback", "echo_cancellation"]
+        );
         assert!(fields_of::<RawAccount>().contains(&"registrar_fallback"));
     }
 

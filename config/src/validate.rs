@@ -407,6 +407,10 @@ fn audio_settings(a: &RawAudio, ctx: &Ctx<'_>, sink: &mut Sink<'_>) -> Option<Au
     Some(AudioSettings {
         capture: capture?,
         playback: playback?,
+        echo_cancellation: a
+            .echo_cancellation
+            .as_ref()
+            .map_or(AudioSettings::default().echo_cancellation, |v| *v.get_ref()),
     })
 }
 

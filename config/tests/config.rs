@@ -938,6 +938,7 @@ fn example_parses_and_documents_every_key() {
         "symmetric_rtp",
         "capture",
         "playback",
+        "echo_cancellation",
     ] {
         assert!(
             EXAMPLE.lines().any(|l| l
@@ -970,6 +971,7 @@ fn example_parses_and_documents_every_key() {
         "symmetric_rtp = ",
         "capture = ",
         "playback = ",
+        "echo_cancellation = ",
     ];
     let uncommented: String = EXAMPLE
         .lines()

@@ -58,6 +58,7 @@ fn defaults() {
     let audio = AudioSettings {
         capture: "default".into(),
         playback: "default".into(),
+        echo_cancellation: true,
     };
     assert_eq!(MediaSettings::default(), media);
     assert_eq!(AudioSettings::default(), audio);
@@ -154,6 +155,23 @@ fn audio_keywords_and_device_names() {
     assert_eq!(
         ok("[audio]\ncapture = \"device:null\"\n").audio.capture,
         "device:null"
+    );
+}
+
+#[test]
+fn echo_cancellation_flag() {
+    assert!(ok("[audio]\n").audio.echo_cancellation);
+    assert!(
+        ok("[audio]\necho_cancellation = true\n")
+            .audio
+            .echo_cancellation
+    );
+    let c = ok("[audio]\ncapture = \"null\"\necho_cancellation = false\n");
+    assert!(!c.audio.echo_cancellation);
+    assert_eq!(c.audio.capture, "null");
+    one(
+        "[audio]\necho_cancellation = \"on\"\n",
+        "t.toml:2:21: audio.echo_cancellation: invalid type: string \"on\", expected a boolean",
     );
 }
 
@@ -401,7 +419,7 @@ fn unknown_keys_and_bad_sections() {
     );
     one(
         "[audio]\nmicrophone = \"default\"\n",
-        "t.toml:2:1: audio.microphone: unknown key (expected one of: capture, playback)",
+        "t.toml:2:1: audio.microphone: unknown key (expected one of: capture, playback, echo_cancellation)",
     );
     one(
         &format!("{ACCOUNT}autoanswer = true\n"),

@@ -11,23 +11,50 @@
 //!                 poll_transmit ─► RTP/RTCP sockets
 //! ```
 //!
-//! Devices are opened with the first call and closed after the last, so the sound card is free
-//! between calls and a playback file is finished (valid WAV) when each call ends.
+//! Devices are opened lazily and closed as soon as nothing needs them, so the sound card is free
+//! between calls and a playback file is finished (valid WAV) when each call ends: the capture
+//! device lives from the first call's media to the last; the playback device also while a
+//! progress tone plays.
+//!
+//! # Echo cancellation
+//!
+//! With `[audio] echo_cancellation` on (the default) and **both** devices sound cards, each
+//! tick's captured frame (at the engine rate, after resampling) passes through
+//! [`EchoCanceller`] with the frame the engine *played on the previous tick* as the far end:
+//! that is the newest audio that can already be coming back through the speaker and microphone,
+//! and AEC3 estimates the remaining delay (our rings, the device buffers, the room) itself. It
+//! is bypassed for file and null devices: a file capture has no acoustic echo (nothing plays
+//! into it), a file or null playback makes no sound that could echo, and test audio sent from a
+//! file (the interop tests' tones) must reach the peer bit-exact rather than through a
+//! suppressor.
+//!
+//! # Call-progress tones
+//!
+//! [`MediaEngine::set_progress_tone`] selects a locally generated tone
+//! ([`ringside_audio::tones`]): ringback while our outbound call rings without early media, the
+//! ringtone while an inbound call rings. Tones are mixed into what the playback device plays,
+//! opening it if no call has yet; the ringtone is held back while any call has media (it would
+//! blare over a conversation). Like echo cancellation, tones go only to a sound card: a playback
+//! file records the call's received audio, and a ring written into it would only pollute that
+//! recording.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ringside_audio::aec::EchoCanceller;
 use ringside_audio::device::{self, CaptureSource, DeviceSpec, PlaybackSink};
 use ringside_audio::resample::Resampler;
 use ringside_audio::session::{MediaSession, SessionConfig, SessionEvent, SrtpKeys};
+use ringside_audio::tones::{self, ToneGenerator};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::Inbound;
 use crate::core::call::MediaAction;
 use crate::core::sdp::{CodecKind, Direction, NegotiatedAudio};
+use crate::events::Event;
 
 /// The engine's PCM rate; devices at other rates are resampled outside their callbacks.
 pub const ENGINE_RATE_HZ: u32 = 48_000;
@@ -46,12 +73,35 @@ pub struct AudioSettings {
     pub symmetric_rtp: bool,
 }
 
-struct Devices {
-    capture: Box<dyn CaptureSource>,
-    playback: Box<dyn PlaybackSink>,
-    capture_resampler: Option<Resampler>,
-    playback_resampler: Option<Resampler>,
+/// A locally generated call-progress tone (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProgressTone {
+    /// Our outbound call is ringing at the far end and sends no early media.
+    Ringback,
+    /// An inbound call is ringing here.
+    Ringtone,
+}
+
+impl ProgressTone {
+    fn spec(self) -> tones::ToneSpec {
+        match self {
+            ProgressTone::Ringback => tones::RINGBACK,
+            ProgressTone::Ringtone => tones::RINGTONE,
+        }
+    }
+}
+
+struct CaptureDevice {
+    source: Box<dyn CaptureSource>,
+    resampler: Option<Resampler>,
     device_in: Vec<i16>,
+    /// Present when echo cancellation applies (see the module docs).
+    echo_canceller: Option<EchoCanceller>,
+}
+
+struct PlaybackDevice {
+    sink: Box<dyn PlaybackSink>,
+    resampler: Option<Resampler>,
     device_out: Vec<i16>,
 }
 
@@ -70,12 +120,24 @@ struct CallMedia {
 pub(crate) struct MediaEngine {
     settings: AudioSettings,
     calls: HashMap<String, CallMedia>,
-    devices: Option<Devices>,
+    capture: Option<CaptureDevice>,
+    playback: Option<PlaybackDevice>,
     inbound: mpsc::Sender<Inbound>,
     capture_frame: Vec<i16>,
     call_frame: Vec<i16>,
     mix: Vec<i32>,
     mixed: Vec<i16>,
+    /// What the previous tick played (the echo canceller's far end).
+    played: Vec<i16>,
+    /// `[audio] echo_cancellation`.
+    echo_cancellation: bool,
+    /// Whether tones can be heard: the playback device is a sound card.
+    tones_audible: bool,
+    progress_tone: Option<ProgressTone>,
+    /// The call whose event selected the tone (see [`MediaEngine::follow_call_event`]).
+    tone_call: String,
+    tone: Option<ToneGenerator>,
+    tone_frame: Vec<i16>,
     ssrc_seed: u64,
     /// Playout time: advances exactly one tick per tick, so catch-up ticks after a stall
     /// carry the times the audio belongs to, not the instant they ran.
@@ -93,22 +155,85 @@ impl std::fmt::Debug for MediaEngine {
 impl MediaEngine {
     pub(crate) fn new(settings: AudioSettings, inbound: mpsc::Sender<Inbound>, seed: u64) -> Self {
         Self {
+            tones_audible: is_sound_card(&settings.playback),
             settings,
             calls: HashMap::new(),
-            devices: None,
+            capture: None,
+            playback: None,
             inbound,
             capture_frame: vec![0; TICK_SAMPLES],
             call_frame: vec![0; TICK_SAMPLES],
             mix: vec![0; TICK_SAMPLES],
             mixed: vec![0; TICK_SAMPLES],
+            played: vec![0; TICK_SAMPLES],
+            echo_cancellation: true,
+            progress_tone: None,
+            tone_call: String::new(),
+            tone: None,
+            tone_frame: vec![0; TICK_SAMPLES],
             ssrc_seed: seed | 1,
             media_clock: None,
         }
     }
 
+    /// Turns echo cancellation on or off (`[audio] echo_cancellation`; on by default). Takes
+    /// effect when the capture device next opens.
+    pub(crate) fn set_echo_cancellation(&mut self, enabled: bool) {
+        self.echo_cancellation = enabled;
+    }
+
+    /// Selects the call-progress tone to play, or none. Setting the tone already playing keeps
+    /// its cadence running; a different one starts at the beginning of a burst. Opens the
+    /// playback device if no call has (and closes it again with `None` when no call needs it).
+    pub(crate) fn set_progress_tone(&mut self, tone: Option<ProgressTone>) {
+        if tone == self.progress_tone {
+            return;
+        }
+        tracing::debug!(?tone, audible = self.tones_audible, "progress tone");
+        self.progress_tone = tone;
+        self.tone = tone.map(|tone| ToneGenerator::new(tone.spec(), ENGINE_RATE_HZ));
+        if self.tone_wanted() && self.playback.is_none() {
+            match self.open_playback() {
+                Ok(playback) => self.playback = Some(playback),
+                Err(error) => tracing::warn!(%error, "progress tone not played"),
+            }
+        }
+        self.release_devices();
+    }
+
+    /// Follows the calls' progress from the core's events: `call.ringing` → ringback,
+    /// `call.incoming` → ringtone, and `call.early_media` / `call.established` / `call.ended` of
+    /// the call that started the tone → no tone (another call's events leave it alone, so one
+    /// call ending does not silence another still ringing).
+    pub(crate) fn follow_call_event(&mut self, event: &Event) {
+        match event {
+            Event::CallRinging { call } | Event::CallIncoming { call } => {
+                let tone = match event {
+                    Event::CallRinging { .. } => ProgressTone::Ringback,
+                    _ => ProgressTone::Ringtone,
+                };
+                self.tone_call.clone_from(&call.id);
+                self.set_progress_tone(Some(tone));
+            }
+            Event::CallEarlyMedia { call }
+            | Event::CallEstablished { call }
+            | Event::CallEnded { call, .. }
+                if call.id == self.tone_call =>
+            {
+                self.set_progress_tone(None);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a tone is selected and could be heard.
+    fn tone_wanted(&self) -> bool {
+        self.tone.is_some() && self.tones_audible
+    }
+
     /// Whether the 20 ms tick must run.
     pub(crate) fn is_active(&self) -> bool {
-        !self.calls.is_empty()
+        !self.calls.is_empty() || (self.tone_wanted() && self.playback.is_some())
     }
 
     /// Carries out one action of the core.
@@ -142,9 +267,7 @@ impl MediaEngine {
                     let stats = media.session.stats();
                     tracing::info!(%call, ?stats, "call media stopped");
                 }
-                if self.calls.is_empty() {
-                    self.close_devices();
-                }
+                self.release_devices();
             }
             MediaAction::SendDtmf { call, digits } => {
                 if let Some(media) = self.calls.get_mut(&call)
@@ -182,13 +305,18 @@ impl MediaEngine {
 
     /// One 20 ms tick: capture → every call, every call → playback, then send.
     pub(crate) async fn tick(&mut self, now: Instant) {
-        if self.calls.is_empty() {
+        if !self.is_active() {
             self.media_clock = None;
+            return;
+        }
+        let next = self.media_clock.map_or(now, |clock| clock + TICK);
+        // Tone only: a tick more than half a tick early is the timer catching up on the time
+        // the engine was idle; playing those would skip the tone's cadence ahead.
+        if self.calls.is_empty() && next > now + TICK / 2 {
             return;
         }
         // Behind by more than a few ticks (a long stall): give up the lost time rather than
         // playing it back at once.
-        let next = self.media_clock.map_or(now, |clock| clock + TICK);
         let now = if next > now || now - next > MAX_CATCH_UP {
             now
         } else {
@@ -196,6 +324,7 @@ impl MediaEngine {
         };
         self.media_clock = Some(now);
         self.read_capture();
+        self.cancel_echo();
         self.mix.fill(0);
         for media in self.calls.values_mut() {
             media.session.handle_timeout(now);
@@ -205,11 +334,45 @@ impl MediaEngine {
                 *sum += i32::from(*sample);
             }
         }
+        self.mix_tone();
         for (out, sum) in self.mixed.iter_mut().zip(&self.mix) {
             *out = (*sum).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
         }
         self.write_playback();
+        self.played.copy_from_slice(&self.mixed);
         self.flush().await;
+    }
+
+    /// Adds the progress tone, if one is selected and audible, to the mix. The ringtone waits
+    /// while any call has media.
+    fn mix_tone(&mut self) {
+        if !self.tones_audible || self.playback.is_none() {
+            return;
+        }
+        let Some(generator) = self.tone.as_mut() else {
+            return;
+        };
+        if self.progress_tone == Some(ProgressTone::Ringtone) && !self.calls.is_empty() {
+            return;
+        }
+        generator.fill(&mut self.tone_frame);
+        for (sum, sample) in self.mix.iter_mut().zip(&self.tone_frame) {
+            *sum += i32::from(*sample);
+        }
+    }
+
+    /// Removes the previous tick's playback from this tick's capture (when enabled).
+    fn cancel_echo(&mut self) {
+        let Some(canceller) = self
+            .capture
+            .as_mut()
+            .and_then(|capture| capture.echo_canceller.as_mut())
+        else {
+            return;
+        };
+        if let Err(error) = canceller.process(&self.played, &mut self.capture_frame) {
+            tracing::debug!(%error, "echo cancellation skipped");
+        }
     }
 
     /// Events of the calls' media sessions (DTMF received …).
@@ -230,7 +393,9 @@ impl MediaEngine {
                 reader.abort();
             }
         }
-        self.close_devices();
+        self.progress_tone = None;
+        self.tone = None;
+        self.release_devices();
     }
 
     async fn start(
@@ -256,8 +421,17 @@ impl MediaEngine {
         let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
         let session =
             MediaSession::new(self.session_config(audio), now).map_err(|e| e.to_string())?;
-        if self.devices.is_none() {
-            self.devices = Some(self.open_devices()?);
+        if self.capture.is_none() {
+            self.capture = Some(self.open_capture()?);
+        }
+        if self.playback.is_none() {
+            match self.open_playback() {
+                Ok(playback) => self.playback = Some(playback),
+                Err(error) => {
+                    self.release_devices();
+                    return Err(error);
+                }
+            }
         }
         let readers = vec![
             tokio::spawn(read_packets(
@@ -320,51 +494,74 @@ impl MediaEngine {
         }
     }
 
-    fn open_devices(&self) -> Result<Devices, String> {
-        let capture = device::open_capture(&self.settings.capture, ENGINE_RATE_HZ)
+    fn open_capture(&self) -> Result<CaptureDevice, String> {
+        let source = device::open_capture(&self.settings.capture, ENGINE_RATE_HZ)
             .map_err(|e| format!("capture device: {e}"))?;
-        let playback = device::open_playback(&self.settings.playback, ENGINE_RATE_HZ)
-            .map_err(|e| format!("playback device: {e}"))?;
-        let resampler = |from: u32, to: u32| {
-            (from != to)
-                .then(|| Resampler::new(from, to).ok())
-                .flatten()
+        let resampler = resampler(source.rate_hz(), ENGINE_RATE_HZ);
+        let device_in = vec![0; (source.rate_hz() as usize * 20 / 1000).max(1)];
+        let echo_canceller = if self.echo_cancellation
+            && is_sound_card(&self.settings.capture)
+            && is_sound_card(&self.settings.playback)
+        {
+            EchoCanceller::new(ENGINE_RATE_HZ)
+                .map_err(|error| tracing::warn!(%error, "no echo cancellation"))
+                .ok()
+        } else {
+            None
         };
-        let capture_resampler = resampler(capture.rate_hz(), ENGINE_RATE_HZ);
-        let playback_resampler = resampler(ENGINE_RATE_HZ, playback.rate_hz());
-        let device_in = vec![0; (capture.rate_hz() as usize * 20 / 1000).max(1)];
-        let device_out = vec![0; (playback.rate_hz() as usize * 20 / 1000 + 64).max(1)];
-        Ok(Devices {
-            capture,
-            playback,
-            capture_resampler,
-            playback_resampler,
+        tracing::debug!(
+            echo_cancellation = echo_canceller.is_some(),
+            "capture device open"
+        );
+        Ok(CaptureDevice {
+            source,
+            resampler,
             device_in,
+            echo_canceller,
+        })
+    }
+
+    fn open_playback(&self) -> Result<PlaybackDevice, String> {
+        let sink = device::open_playback(&self.settings.playback, ENGINE_RATE_HZ)
+            .map_err(|e| format!("playback device: {e}"))?;
+        let resampler = resampler(ENGINE_RATE_HZ, sink.rate_hz());
+        let device_out = vec![0; (sink.rate_hz() as usize * 20 / 1000 + 64).max(1)];
+        Ok(PlaybackDevice {
+            sink,
+            resampler,
             device_out,
         })
     }
 
-    fn close_devices(&mut self) {
-        if let Some(mut devices) = self.devices.take()
-            && let Err(error) = devices.playback.finish()
-        {
-            tracing::warn!(%error, "playback device did not finish cleanly");
+    /// Closes the devices nothing needs any more: capture without calls, playback without
+    /// calls and without an audible tone.
+    fn release_devices(&mut self) {
+        if self.calls.is_empty() {
+            self.capture = None;
+            if !self.tone_wanted()
+                && let Some(mut playback) = self.playback.take()
+            {
+                if let Err(error) = playback.sink.finish() {
+                    tracing::warn!(%error, "playback device did not finish cleanly");
+                }
+                self.played.fill(0);
+            }
         }
     }
 
     fn read_capture(&mut self) {
-        let Some(devices) = self.devices.as_mut() else {
+        let Some(capture) = self.capture.as_mut() else {
             self.capture_frame.fill(0);
             return;
         };
-        match devices.capture_resampler.as_mut() {
+        match capture.resampler.as_mut() {
             None => {
-                devices.capture.read(&mut self.capture_frame);
+                capture.source.read(&mut self.capture_frame);
             }
             Some(resampler) => {
-                devices.capture.read(&mut devices.device_in);
+                capture.source.read(&mut capture.device_in);
                 let written = resampler
-                    .process(&devices.device_in, &mut self.capture_frame)
+                    .process(&capture.device_in, &mut self.capture_frame)
                     .unwrap_or(0);
                 self.capture_frame[written..].fill(0);
             }
@@ -372,16 +569,16 @@ impl MediaEngine {
     }
 
     fn write_playback(&mut self) {
-        let Some(devices) = self.devices.as_mut() else {
+        let Some(playback) = self.playback.as_mut() else {
             return;
         };
-        match devices.playback_resampler.as_mut() {
-            None => devices.playback.write(&self.mixed),
+        match playback.resampler.as_mut() {
+            None => playback.sink.write(&self.mixed),
             Some(resampler) => {
                 let written = resampler
-                    .process(&self.mixed, &mut devices.device_out)
+                    .process(&self.mixed, &mut playback.device_out)
                     .unwrap_or(0);
-                devices.playback.write(&devices.device_out[..written]);
+                playback.sink.write(&playback.device_out[..written]);
             }
         }
     }
@@ -406,6 +603,18 @@ impl MediaEngine {
             }
         }
     }
+}
+
+/// A resampler between two rates, or `None` when they are equal (or unsupported).
+fn resampler(from: u32, to: u32) -> Option<Resampler> {
+    (from != to)
+        .then(|| Resampler::new(from, to).ok())
+        .flatten()
+}
+
+/// Whether `spec` is a sound card (as opposed to a file or the null device).
+fn is_sound_card(spec: &DeviceSpec) -> bool {
+    matches!(spec, DeviceSpec::Default | DeviceSpec::Named(_))
 }
 
 fn rtcp_of(rtp: SocketAddr) -> SocketAddr {
@@ -435,5 +644,121 @@ async fn read_packets(
             }
             Err(error) => tracing::debug!(%call, %error, "RTP receive error"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{CallDirection, CallInfo, CallState, Party};
+
+    fn engine(capture: DeviceSpec, playback: DeviceSpec) -> MediaEngine {
+        let (inbound, _) = mpsc::channel(1);
+        let settings = AudioSettings {
+            capture,
+            playback,
+            symmetric_rtp: true,
+        };
+        MediaEngine::new(settings, inbound, 7)
+    }
+
+    /// An engine on null devices that plays tones as if its playback were a sound card.
+    fn tone_engine() -> MediaEngine {
+        let mut engine = engine(DeviceSpec::Null, DeviceSpec::Null);
+        engine.tones_audible = true;
+        engine
+    }
+
+    fn info(id: &str) -> CallInfo {
+        CallInfo {
+            id: id.to_owned(),
+            sip_call_id: format!("{id}@test"),
+            direction: CallDirection::Outbound,
+            account: None,
+            remote: Party::from_uri("sip:1002@pbx", None),
+            local: Party::from_uri("sip:1001@pbx", None),
+            state: CallState::Ringing,
+            duration_ms: None,
+        }
+    }
+
+    fn rms(pcm: &[i16]) -> f64 {
+        (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt()
+    }
+
+    #[tokio::test]
+    async fn ringback_opens_playback_plays_and_closes() {
+        let mut engine = tone_engine();
+        assert!(!engine.is_active());
+        engine.set_progress_tone(Some(ProgressTone::Ringback));
+        assert!(engine.is_active() && engine.playback.is_some());
+        assert!(
+            engine.capture.is_none(),
+            "a tone does not open the microphone"
+        );
+        let start = crate::shell::now();
+        engine.tick(start).await;
+        assert!(
+            rms(&engine.mixed) > 2_000.0,
+            "ringback is in the played frame"
+        );
+        // Timer catch-up right after becoming active is ignored (cadence stays put).
+        let position = engine.tone.as_ref().map(ToneGenerator::is_on);
+        engine.tick(start + Duration::from_millis(1)).await;
+        assert_eq!(engine.tone.as_ref().map(ToneGenerator::is_on), position);
+        engine.set_progress_tone(None);
+        assert!(!engine.is_active() && engine.playback.is_none());
+        assert!(engine.played.iter().all(|&s| s == 0));
+    }
+
+    #[tokio::test]
+    async fn tones_skip_file_and_null_playback() {
+        let mut engine = engine(DeviceSpec::Null, DeviceSpec::Null);
+        engine.set_progress_tone(Some(ProgressTone::Ringtone));
+        assert!(!engine.is_active(), "nothing to hear on a null device");
+        assert!(engine.playback.is_none());
+    }
+
+    #[test]
+    fn call_events_drive_the_tone_of_their_own_call() {
+        let mut engine = tone_engine();
+        engine.follow_call_event(&Event::CallRinging { call: info("a") });
+        assert_eq!(engine.progress_tone, Some(ProgressTone::Ringback));
+        engine.follow_call_event(&Event::CallIncoming { call: info("b") });
+        assert_eq!(engine.progress_tone, Some(ProgressTone::Ringtone));
+        // Another call's end leaves the ringing call's tone alone.
+        engine.follow_call_event(&Event::CallEnded {
+            call: info("a"),
+            reason: crate::events::EndReason::Cancelled,
+            status_code: None,
+            detail: None,
+        });
+        assert_eq!(engine.progress_tone, Some(ProgressTone::Ringtone));
+        engine.follow_call_event(&Event::CallEstablished { call: info("b") });
+        assert_eq!(engine.progress_tone, None);
+        assert!(engine.playback.is_none());
+        engine.follow_call_event(&Event::CallRinging { call: info("c") });
+        engine.follow_call_event(&Event::CallEarlyMedia { call: info("c") });
+        assert_eq!(engine.progress_tone, None);
+    }
+
+    #[test]
+    fn echo_cancellation_only_between_sound_cards() {
+        let dir = std::env::temp_dir();
+        let out = DeviceSpec::File(dir.join(format!("ringside-aec-{}.wav", std::process::id())));
+        for (capture, playback) in [
+            (DeviceSpec::Null, DeviceSpec::Null),
+            (DeviceSpec::Null, out.clone()),
+        ] {
+            let engine = engine(capture, playback);
+            let capture = engine.open_capture().expect("null capture opens");
+            assert!(capture.echo_canceller.is_none());
+        }
+        if let DeviceSpec::File(path) = out {
+            let _ = std::fs::remove_file(path);
+        }
+        assert!(is_sound_card(&DeviceSpec::Default));
+        assert!(is_sound_card(&DeviceSpec::Named("pulse".into())));
+        assert!(!is_sound_card(&DeviceSpec::Null));
     }
 }

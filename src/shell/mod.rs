@@ -234,6 +234,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         status: StatusFile::create(listening, echo_media),
         media: media::MediaEngine::new(audio_settings, media_inbound, entropy()),
     };
+    engine
+        .media
+        .set_echo_cancellation(config.audio.echo_cancellation);
     engine.pump().await;
     let mut media_tick = tokio::time::interval(media::TICK);
     // Burst: a late tick is caught up, not skipped, so file- and null-paced audio loses no frames
@@ -348,6 +351,7 @@ impl Engine {
         let mut changed = false;
         while let Some(event) = self.core.poll_event() {
             tracing::info!(target: "ringside::event", "{}", events::to_json(&event));
+            self.media.follow_call_event(&event);
             changed = true;
         }
         if changed || !self.status.is_written() {
