@@ -1317,18 +1317,8 @@ impl Calls {
                 }
                 let hold = purpose == ReInvitePurpose::Hold;
                 call.local_hold = hold;
-                let event = if hold {
-                    Event::CallHeld {
-                        call: call.info(ctx.now),
-                        by: HoldParty::Local,
-                    }
-                } else {
-                    Event::CallResumed {
-                        call: call.info(ctx.now),
-                        by: HoldParty::Local,
-                    }
-                };
-                ctx.events.push_back(event);
+                ctx.events
+                    .push_back(hold_event(call.info(ctx.now), hold, HoldParty::Local));
             }
             491 => {
                 // Glare (RFC 3261 §14.1): the Call-ID owner waits 2.1–4 s, the other 0–2 s.
@@ -1442,18 +1432,11 @@ impl Calls {
         start_or_update_media(ctx, call, audio);
         if remote_holds != call.remote_hold {
             call.remote_hold = remote_holds;
-            let event = if remote_holds {
-                Event::CallHeld {
-                    call: call.info(ctx.now),
-                    by: HoldParty::Remote,
-                }
-            } else {
-                Event::CallResumed {
-                    call: call.info(ctx.now),
-                    by: HoldParty::Remote,
-                }
-            };
-            ctx.events.push_back(event);
+            ctx.events.push_back(hold_event(
+                call.info(ctx.now),
+                remote_holds,
+                HoldParty::Remote,
+            ));
         }
     }
 
@@ -1735,6 +1718,15 @@ fn start_or_update_media(ctx: &mut CallContext<'_>, call: &mut Call, audio: Nego
             local_rtp: call.local_media.rtp,
             audio,
         });
+    }
+}
+
+/// `call.held` or `call.resumed`.
+fn hold_event(call: CallInfo, held: bool, by: HoldParty) -> Event {
+    if held {
+        Event::CallHeld { call, by }
+    } else {
+        Event::CallResumed { call, by }
     }
 }
 
