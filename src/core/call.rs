@@ -32,7 +32,7 @@ use super::message::{
 use super::registration::{AccountSetup, transport_name};
 use super::sdp::{self, CodecKind, Direction, LocalMedia, NegotiatedAudio, SrtpPolicy};
 use super::sip::{HasHeaders, Headers, Method, Request, Response, SipMessage, Uri, Version};
-use super::transaction::{ClientTxId, ServerTxId, TimerConfig, TransactionLayer};
+use super::transaction::{ClientTxId, ServerTxId, TimerConfig, TransactionLayer, cseq, to_tag};
 use super::transport::{Peer, TransportKind};
 use crate::events::{
     CallDirection, CallInfo, CallState, DtmfDirection, EndReason, Event, HoldParty, Party,
@@ -248,8 +248,6 @@ struct Call {
     local_hold: bool,
     remote_hold: bool,
     muted: bool,
-    /// BYE sent after a 2xx that raced our CANCEL: ends as cancelled, not local hangup.
-    ended_by_cancel_race: bool,
     session_timer: Option<SessionTimer>,
     /// Offerless INVITE: our 200 carried the offer, the answer comes in the ACK.
     awaiting_ack_answer: bool,
@@ -369,10 +367,6 @@ impl Calls {
             calls: HashMap::new(),
             ports_in_use: BTreeSet::new(),
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.calls.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -501,7 +495,6 @@ impl Calls {
             local_hold: false,
             remote_hold: false,
             muted: false,
-            ended_by_cancel_race: false,
             session_timer: None,
             awaiting_ack_answer: false,
         };
@@ -834,7 +827,7 @@ impl Calls {
             },
             route_set,
             local_cseq: random_cseq(ctx.rng),
-            remote_cseq: cseq_number(request),
+            remote_cseq: cseq(request).map(|(number, _)| number),
             next_hop: source,
             local_addr: local,
             identity: account.map(|a| (a.auth_user.clone(), a.password.clone())),
@@ -853,7 +846,6 @@ impl Calls {
             local_hold: false,
             remote_hold: false,
             muted: false,
-            ended_by_cancel_race: false,
             session_timer: None,
             awaiting_ack_answer: false,
         };
@@ -890,7 +882,7 @@ impl Calls {
             return false;
         };
         // RFC 3261 §12.2.2: a lower CSeq than the last one is out of order.
-        let cseq = cseq_number(request);
+        let cseq = cseq(request).map(|(number, _)| number);
         if let (Some(seen), Some(new)) = (call.remote_cseq, cseq)
             && new <= seen
             && request.method != Method::Ack
@@ -1018,7 +1010,7 @@ impl Calls {
             // A 2xx retransmission to our (already acknowledged) INVITE: ACK again.
             if response_code(response) >= 200
                 && response_code(response) < 300
-                && cseq_method(response) == Some(Method::Invite)
+                && cseq(response).map(|(_, method)| method) == Some(Method::Invite)
             {
                 send_ack(ctx, call, response);
             }
@@ -1216,7 +1208,6 @@ impl Calls {
                 send_ack(ctx, call, response);
                 if cancel_requested {
                     // The 2xx crossed our CANCEL: end the dialog it created (RFC 3261 §15).
-                    call.ended_by_cancel_race = true;
                     let bye = call.in_dialog_request(Method::Bye, ctx.rng, ctx.user_agent);
                     send_request(ctx, call, bye);
                     self.end(ctx, id, EndReason::Cancelled, None, None);
@@ -1646,7 +1637,7 @@ fn send_cancel(ctx: &mut CallContext<'_>, call: &mut Call) {
             headers.push(header(name, value.to_owned()));
         }
     }
-    let number = cseq_number(invite).unwrap_or(1);
+    let number = cseq(invite).map(|(number, _)| number).unwrap_or(1);
     headers.push(header("CSeq", format!("{number} CANCEL")));
     headers.push(header("User-Agent", ctx.user_agent.to_owned()));
     let cancel = Request {
@@ -1666,7 +1657,9 @@ fn send_cancel(ctx: &mut CallContext<'_>, call: &mut Call) {
 
 /// ACK for a 2xx (RFC 3261 §13.2.2.4): a new transaction-less request in the dialog.
 fn send_ack(ctx: &mut CallContext<'_>, call: &mut Call, response: &Response) {
-    let number = cseq_of_response(response).unwrap_or(call.local_cseq);
+    let number = cseq(response)
+        .map(|(number, _)| number)
+        .unwrap_or(call.local_cseq);
     let mut headers = call.request_headers(ctx.rng, call.header_to(), number, &Method::Ack);
     headers.push(header("User-Agent", ctx.user_agent.to_owned()));
     let uri = Uri::try_from(call.remote_target.as_str()).unwrap_or_default();
@@ -1740,36 +1733,6 @@ fn invalid_state(call: &Call, action: &'static str) -> CallError {
 
 fn response_code(response: &Response) -> u16 {
     u16::from(response.status_code.clone())
-}
-
-fn cseq_number(request: &Request) -> Option<u32> {
-    header_value(request.headers(), "CSeq")?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn cseq_of_response(response: &Response) -> Option<u32> {
-    header_value(response.headers(), "CSeq")?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn cseq_method(response: &Response) -> Option<Method> {
-    header_value(response.headers(), "CSeq")?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn to_tag(response: &Response) -> Option<String> {
-    header_value(response.headers(), "To")
-        .and_then(|to| header_param(to, "tag"))
-        .map(str::to_owned)
 }
 
 fn strip_tag(value: &str) -> String {

@@ -624,7 +624,7 @@ impl Core {
                 response_to(&request, 505, None, Some(&tag))
             }
             error => {
-                let phrase = reason_phrase(&error.to_string());
+                let phrase = bad_request_phrase(&error.to_string());
                 response_to(&request, 400, Some(&phrase), Some(&tag))
             }
         };
@@ -652,7 +652,7 @@ fn unsupported_extensions(request: &Request) -> Option<String> {
 }
 
 /// A reason phrase is one line of printable text: strip anything else and keep it short.
-fn reason_phrase(text: &str) -> String {
+fn bad_request_phrase(text: &str) -> String {
     let cleaned: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -667,8 +667,8 @@ mod tests {
     use message::header_value;
 
     #[test]
-    fn reason_phrase_is_one_printable_line() {
-        let phrase = reason_phrase("bad\r\nInjected: header");
+    fn bad_request_phrase_is_one_printable_line() {
+        let phrase = bad_request_phrase("bad\r\nInjected: header");
         assert!(!phrase.contains('\r') && !phrase.contains('\n'));
         assert!(phrase.starts_with("Bad Request: "));
     }

@@ -50,12 +50,12 @@ pub(super) fn has_cookie(branch: &str) -> bool {
     branch.starts_with(MAGIC_COOKIE)
 }
 
-pub(super) fn cseq<M: HeadersExt>(msg: &M) -> Option<(u32, Method)> {
+pub(crate) fn cseq<M: HeadersExt>(msg: &M) -> Option<(u32, Method)> {
     let cseq: typed::CSeq = msg.cseq_header().ok()?.typed().ok()?;
     Some((cseq.seq, cseq.method))
 }
 
-pub(super) fn to_tag<M: HeadersExt>(msg: &M) -> Option<String> {
+pub(crate) fn to_tag<M: HeadersExt>(msg: &M) -> Option<String> {
     msg.to_header()
         .ok()?
         .tag()

@@ -99,6 +99,9 @@ mod matching;
 mod server;
 mod timer;
 
+/// CSeq number and method, and the To tag, of any message (shared with the call layer).
+pub(crate) use matching::{cseq, to_tag};
+
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
