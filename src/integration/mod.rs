@@ -1,0 +1,2 @@
+//! Integration layer: how the outside world (CRM, browser, desktop) asks Ringside to call.
+pub mod dial;
