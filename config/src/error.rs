@@ -147,6 +147,36 @@ impl<'a> Sink<'a> {
             .push(ConfigError::new(self.file, line, col, message));
     }
 
+    /// Records an error at byte `offset` of the *value* of a string whose source (quotes
+    /// included) spans `span`. Offsets map one-to-one only for a one-line string with no
+    /// escape before `offset`; otherwise the error points at the string's opening quote
+    /// rather than at a wrong column.
+    pub(crate) fn at_in_string(
+        &mut self,
+        span: &Range<usize>,
+        offset: usize,
+        message: impl Into<String>,
+    ) {
+        let source = self.text.get(span.clone()).unwrap_or("");
+        let exact = if source.starts_with("'''") || source.starts_with("\"\"\"") {
+            false
+        } else if source.starts_with('\'') {
+            true
+        } else if let Some(inner) = source.strip_prefix('"') {
+            inner
+                .get(..offset)
+                .is_some_and(|before| !before.contains('\\'))
+        } else {
+            false
+        };
+        let start = if exact {
+            span.start + 1 + offset
+        } else {
+            span.start
+        };
+        self.at(&(start..start), message);
+    }
+
     pub(crate) fn has_errors(&self) -> bool {
         !self.errors.is_empty()
     }
@@ -178,6 +208,30 @@ mod tests {
         // Past the end and inside a multi-byte char are clamped, never panic.
         assert_eq!(sink.line_col(1000), (3, 1));
         assert_eq!(sink.line_col(8), (2, 2));
+    }
+
+    #[test]
+    fn at_in_string_maps_offsets_when_it_can() {
+        // (source, byte offset of the problem in the string's value, expected column)
+        let cases: &[(&str, usize, usize)] = &[
+            (r#"u = "ab$x""#, 2, 8),
+            ("u = 'ab$x'", 2, 8),
+            // Columns count characters: `é` is two bytes, one column.
+            (r#"u = "é$x""#, 2, 7),
+            // An escape after the offset does not matter; one before it does.
+            (r#"u = "a$x\n""#, 1, 7),
+            (r#"u = "\na$x""#, 2, 5),
+            // Multi-line strings may start with a newline that is dropped: no mapping.
+            ("u = '''a$x'''", 1, 5),
+            (r#"u = """a$x""""#, 1, 5),
+        ];
+        for (text, offset, col) in cases {
+            let value_start = text.find(['"', '\'']).unwrap();
+            let mut sink = Sink::new("f", text);
+            sink.at_in_string(&(value_start..text.len()), *offset, "m");
+            let e = sink.finish().unwrap();
+            assert_eq!((e.0[0].line, e.0[0].col), (1, *col), "{text}");
+        }
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //!   at once, so a user can fix a file in one pass from any editor.
 //! - Passwords live in [`Secret`], whose `Debug` is `Secret(***)`, and no error message
 //!   ever contains a password (they may come from the file, an environment variable or a
-//!   separate file so the config itself can be shared or committed).
+//!   separate file so the config itself can be shared or committed). The same holds for
+//!   action-URL header values and signing secrets ([`SigningSecret`]).
+//! - Action-URL templates are parsed here ([`UrlTemplate`]), not when the first event fires,
+//!   so an unknown variable is a `file:line:col` error at load time.
 //!
 //! See `ringside.example.toml` next to this crate's `Cargo.toml` for every key.
 
@@ -18,11 +21,24 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 mod error;
+mod integration;
 mod raw;
+mod template;
 mod uri;
 mod validate;
+mod validate_integration;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use integration::{
+    ACTION_TIMEOUT_MS_RANGE, ActionHeader, ActionUrl, ApiSettings, BACKOFF_INITIAL_MS_RANGE,
+    BACKOFF_MAX_SECS_RANGE, DEFAULT_ACTION_TIMEOUT_MS, DEFAULT_API_LISTEN,
+    DEFAULT_BACKOFF_INITIAL_MS, DEFAULT_BACKOFF_MAX_SECS, DEFAULT_MAX_DIGITS,
+    DEFAULT_RATE_LIMIT_PER_MINUTE, DEFAULT_RETAIN_EVENTS, DEFAULT_RETRY_HORIZON_SECS, DialPattern,
+    DialPolicySettings, EVENT_TYPES, EventFilter, EventSettings, HttpMethod, MAX_DIGITS_RANGE,
+    MIN_RETAIN_EVENTS, PatternElement, RATE_LIMIT_PER_MINUTE_RANGE, RETRY_HORIZON_SECS_RANGE,
+    SIGNING_SECRET_PREFIX, SigningSecret,
+};
+pub use template::{Segment, TemplateError, UrlTemplate, Variable};
 pub use uri::{SipUri, SipUriError, TransportKind, UnknownTransport};
 pub use validate::{
     EXPIRES_RANGE, KEEPALIVE_RANGE, PTIME_MS_VALUES, RING_TIMEOUT_RANGE, RTP_PORT_RANGE,
@@ -64,6 +80,14 @@ pub struct Config {
     pub media: MediaSettings,
     /// The `[audio]` table (capture and playback devices).
     pub audio: AudioSettings,
+    /// The `[api]` table (local HTTP API, WebSocket, Unix socket).
+    pub api: ApiSettings,
+    /// The `[events]` table (durable event log, INVITE headers kept).
+    pub events: EventSettings,
+    /// The `[dial_policy]` table (which numbers may be dialled from outside).
+    pub dial_policy: DialPolicySettings,
+    /// Every `[[action_url]]`, in file order.
+    pub action_urls: Vec<ActionUrl>,
     /// The file this came from; `None` for the embedded default.
     pub source: Option<PathBuf>,
 }
@@ -371,14 +395,18 @@ pub fn parse_str_with_env(
     }
 }
 
-/// The configuration used when there is no file: no accounts, default `[sip]`, `[media]`
-/// and `[audio]`.
+/// The configuration used when there is no file: no accounts and no action URLs, every
+/// table at its defaults (default paths from the process environment).
 pub fn embedded_default() -> Config {
     Config {
         accounts: Vec::new(),
         sip: SipSettings::default(),
         media: MediaSettings::default(),
         audio: AudioSettings::default(),
+        api: ApiSettings::default(),
+        events: EventSettings::default(),
+        dial_policy: DialPolicySettings::default(),
+        action_urls: Vec::new(),
         source: None,
     }
 }

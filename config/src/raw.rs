@@ -3,7 +3,8 @@
 //!
 //! Values keep their byte spans (`Spanned`) so the validation layer can point at them.
 //! The document is parsed once into toml's spanned tree and each section (`[sip]`, `[media]`,
-//! `[audio]`, every `[[account]]`) is deserialized on its own: serde stops at the first error, so doing it
+//! `[audio]`, `[api]`, `[events]`, `[dial_policy]`, every `[[account]]` and `[[action_url]]`)
+//! is deserialized on its own: serde stops at the first error, so doing it
 //! per section (and checking unknown keys by hand first) lets one run report every
 //! broken section and every unknown key. The structs still use `deny_unknown_fields`, as
 //! a backstop should the hand check and the struct ever disagree.
@@ -79,6 +80,153 @@ pub(crate) struct RawAccount {
     pub auto_answer: Option<Spanned<bool>>,
 }
 
+/// `[api]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApi {
+    pub enabled: Option<Spanned<bool>>,
+    pub listen: Option<Spanned<String>>,
+    pub allow_non_loopback: Option<Spanned<bool>>,
+    pub token_file: Option<Spanned<String>>,
+    pub allowed_origins: Option<Spanned<Vec<Spanned<String>>>>,
+    pub rate_limit_per_minute: Option<Spanned<i64>>,
+    pub socket: Option<Spanned<bool>>,
+    pub socket_path: Option<Spanned<String>>,
+}
+
+/// `[events]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEvents {
+    pub database: Option<Spanned<String>>,
+    pub retain_events: Option<Spanned<i64>>,
+    pub passthrough_headers: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[dial_policy]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDialPolicy {
+    pub allow: Option<Spanned<Vec<Spanned<String>>>>,
+    pub deny: Option<Spanned<Vec<Spanned<String>>>>,
+    pub allow_sip_uris: Option<Spanned<bool>>,
+    pub max_digits: Option<Spanned<i64>>,
+}
+
+/// One `[[action_url]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawActionUrl {
+    pub name: Option<Spanned<String>>,
+    pub on: Option<Spanned<RawOn>>,
+    pub url: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    pub headers: Option<Spanned<RawHeaders>>,
+    pub timeout_ms: Option<Spanned<i64>>,
+    pub secret: Option<Spanned<RawSecrets>>,
+    pub secret_env: Option<Spanned<String>>,
+    pub secret_file: Option<Spanned<String>>,
+    pub retry_horizon_secs: Option<Spanned<i64>>,
+    pub backoff_initial_ms: Option<Spanned<i64>>,
+    pub backoff_max_secs: Option<Spanned<i64>>,
+}
+
+/// `on = "*"` (or one event type) or `on = ["call.incoming", ...]`.
+#[derive(Debug)]
+pub(crate) enum RawOn {
+    One(String),
+    List(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for RawOn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawOn;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"*\" or a list of event types")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawOn, E> {
+                Ok(RawOn::One(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawOn, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<Spanned<String>>()? {
+                    out.push(item);
+                }
+                Ok(RawOn::List(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `secret = "whsec_..."` or `secret = ["whsec_...", ...]`, wrapped at once.
+#[derive(Debug)]
+pub(crate) enum RawSecrets {
+    One(Secret),
+    List(Vec<Spanned<RawPassword>>),
+}
+
+impl<'de> Deserialize<'de> for RawSecrets {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawSecrets;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawSecrets, E> {
+                Ok(RawSecrets::One(Secret::new(v)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawSecrets, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<Spanned<RawPassword>>()? {
+                    out.push(item);
+                }
+                Ok(RawSecrets::List(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `headers = { "X-Api-Key" = "..." }` in file order; values wrapped at once.
+#[derive(Debug)]
+pub(crate) struct RawHeaders(pub Vec<(Spanned<String>, Spanned<RawPassword>)>);
+
+impl<'de> Deserialize<'de> for RawHeaders {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawHeaders;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table of header names to string values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawHeaders, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<Spanned<String>, Spanned<RawPassword>>()? {
+                    out.push(entry);
+                }
+                // toml hands tables over sorted by key; file order reads better in requests
+                // and makes "duplicate" point at the later of two headers.
+                out.sort_by_key(|(name, _)| name.span().start);
+                Ok(RawHeaders(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// A literal password, wrapped at once so even the raw layer's `Debug` hides it.
 #[derive(Debug)]
 pub(crate) struct RawPassword(pub Secret);
@@ -98,9 +246,23 @@ pub(crate) struct RawConfig {
     pub audio: Option<Spanned<RawAudio>>,
     /// Each `[[account]]` that deserialized, with its index in the file (for `account[i]`).
     pub accounts: Vec<(usize, Spanned<RawAccount>)>,
+    pub api: Option<Spanned<RawApi>>,
+    pub events: Option<Spanned<RawEvents>>,
+    pub dial_policy: Option<Spanned<RawDialPolicy>>,
+    /// Each `[[action_url]]` that deserialized, with its index in the file.
+    pub action_urls: Vec<(usize, Spanned<RawActionUrl>)>,
 }
 
-const TOP_KEYS: &[&str] = &["sip", "media", "audio", "account"];
+const TOP_KEYS: &[&str] = &[
+    "sip",
+    "media",
+    "audio",
+    "account",
+    "api",
+    "events",
+    "dial_policy",
+    "action_url",
+];
 
 /// Splits the parsed document into sections and deserializes each, reporting every
 /// unknown key and the first type error of each section.
@@ -111,24 +273,12 @@ pub(crate) fn split(root: &DeTable<'_>, sink: &mut Sink<'_>) -> RawConfig {
             "sip" => raw.sip = section::<RawSip>(value, "sip", sink),
             "media" => raw.media = section::<RawMedia>(value, "media", sink),
             "audio" => raw.audio = section::<RawAudio>(value, "audio", sink),
-            "account" => {
-                let DeValue::Array(items) = value.get_ref() else {
-                    sink.at(
-                        &value.span(),
-                        format!(
-                            "account: expected an array of tables (`[[account]]`), found {}",
-                            value.get_ref().type_str()
-                        ),
-                    );
-                    continue;
-                };
-                for (i, item) in items.iter().enumerate() {
-                    if let Some(account) =
-                        section::<RawAccount>(item, &format!("account[{i}]"), sink)
-                    {
-                        raw.accounts.push((i, account));
-                    }
-                }
+            "account" => raw.accounts = array_of::<RawAccount>(value, "account", sink),
+            "api" => raw.api = section::<RawApi>(value, "api", sink),
+            "events" => raw.events = section::<RawEvents>(value, "events", sink),
+            "dial_policy" => raw.dial_policy = section::<RawDialPolicy>(value, "dial_policy", sink),
+            "action_url" => {
+                raw.action_urls = array_of::<RawActionUrl>(value, "action_url", sink);
             }
             other => sink.at(
                 &key.span(),
@@ -141,6 +291,29 @@ pub(crate) fn split(root: &DeTable<'_>, sink: &mut Sink<'_>) -> RawConfig {
         }
     }
     raw
+}
+
+/// An array of tables (`[[key]]`): each item that deserialized, with its index.
+fn array_of<T: DeserializeOwned>(
+    value: &Spanned<DeValue<'_>>,
+    key: &str,
+    sink: &mut Sink<'_>,
+) -> Vec<(usize, Spanned<T>)> {
+    let DeValue::Array(items) = value.get_ref() else {
+        sink.at(
+            &value.span(),
+            format!(
+                "{key}: expected an array of tables (`[[{key}]]`), found {}",
+                value.get_ref().type_str()
+            ),
+        );
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| section::<T>(item, &format!("{key}[{i}]"), sink).map(|t| (i, t)))
+        .collect()
 }
 
 /// Deserializes one table into `T` after reporting (and dropping) keys `T` does not know.
@@ -214,9 +387,9 @@ fn report_serde(
 ) {
     let at = e.span().unwrap_or_else(|| span.clone());
     let (key_path, leaf) = locate(table, at.start, path);
-    let message = if leaf.as_deref() == Some("password") {
+    let message = if is_secret(&key_path, leaf.as_deref()) {
         // serde echoes the offending value ("invalid type: integer `1234`"): never let a
-        // password reach an error message.
+        // secret reach an error message.
         format!("{key_path}: invalid value (not shown, it is a secret); expected a string")
     } else {
         // Our integers are i64 only to defer range checks to validation.
@@ -224,6 +397,17 @@ fn report_serde(
         format!("{key_path}: {message}")
     };
     sink.at(&at, message);
+}
+
+/// Whether the value at `key_path` (innermost key `leaf`) is a secret: a password, a
+/// signing secret, or anything under an action URL's `headers`.
+fn is_secret(key_path: &str, leaf: Option<&str>) -> bool {
+    matches!(leaf, Some("password" | "secret"))
+        || (key_path.starts_with("action_url[")
+            && key_path
+                .split('.')
+                .skip(1)
+                .any(|part| part == "headers" || part.starts_with("headers[")))
 }
 
 /// The key path (e.g. `account[0].registrar_fallback[1]`) of the deepest key or value

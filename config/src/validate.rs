@@ -15,6 +15,7 @@ use serde_spanned::Spanned;
 use crate::error::Sink;
 use crate::raw::{RawAccount, RawAudio, RawConfig, RawMedia, RawSip, Span};
 use crate::uri::{SipUri, TransportKind, validate_host};
+use crate::validate_integration;
 use crate::{
     Account, AudioSettings, Codec, Config, ListenAddr, MediaSettings, Secret, SipSettings,
     SrtpMode, TlsSettings,
@@ -79,6 +80,15 @@ pub(crate) fn validate(raw: RawConfig, ctx: &Ctx<'_>, sink: &mut Sink<'_>) -> Op
             None => all_accounts_ok = false,
         }
     }
+    let api = validate_integration::api(raw.api.as_ref(), ctx, sink);
+    let events = validate_integration::events(raw.events.as_ref(), ctx, sink);
+    let dial_policy = validate_integration::dial_policy(raw.dial_policy.as_ref(), sink);
+    let action_urls = validate_integration::action_urls(
+        &raw.action_urls,
+        events.as_ref().map(|e| e.passthrough_headers.as_slice()),
+        ctx,
+        sink,
+    );
     if !all_accounts_ok || sink.has_errors() {
         return None;
     }
@@ -87,6 +97,10 @@ pub(crate) fn validate(raw: RawConfig, ctx: &Ctx<'_>, sink: &mut Sink<'_>) -> Op
         sip: sip?,
         media: media?,
         audio: audio?,
+        api: api?,
+        events: events?,
+        dial_policy: dial_policy?,
+        action_urls: action_urls?,
         source: None,
     })
 }
@@ -621,7 +635,7 @@ fn pem_file(
 }
 
 /// `None` if the key is absent, `Some(None)` if present but out of range (reported).
-fn ranged(
+pub(crate) fn ranged(
     value: &Option<Spanned<i64>>,
     key: &str,
     range: std::ops::RangeInclusive<i64>,

@@ -134,9 +134,11 @@ fn sip_defaults() {
 fn embedded_default_has_no_accounts_and_no_source() {
     let d = embedded_default();
     assert!(d.accounts.is_empty());
+    assert!(d.action_urls.is_empty());
     assert_eq!(d.source, None);
+    // Both take default paths from the process environment.
     assert_eq!(
-        ok("# nothing\n"),
+        parse_str("# nothing\n", FILE, None).unwrap(),
         Config {
             source: Some(PathBuf::from(FILE)),
             ..d
@@ -253,7 +255,7 @@ fn unknown_top_level_key() {
     let e = one_error(text, "verbose", &[]);
     assert_eq!(
         e,
-        "t.toml:1:1: verbose: unknown key (expected one of: sip, media, audio, account)"
+        "t.toml:1:1: verbose: unknown key (expected one of: sip, media, audio, account, api, events, dial_policy, action_url)"
     );
 }
 
@@ -870,7 +872,7 @@ fn load_reports_path_in_errors() {
     assert_eq!(
         e,
         format!(
-            "{}:3:3: oops: unknown key (expected one of: sip, media, audio, account)",
+            "{}:3:3: oops: unknown key (expected one of: sip, media, audio, account, api, events, dial_policy, action_url)",
             path.display()
         )
     );

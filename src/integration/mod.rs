@@ -1,3 +1,24 @@
-//! Integration layer: how the outside world (CRM, browser, desktop) asks Ringside to call.
+//! The integration layer: how Ringside talks to CRMs and other local tools — the event hub and
+//! its durable log, action URLs, the local HTTP API and control socket, click-to-dial and URL
+//! handlers. Kept apart from the SIP engine so that a slow or broken CRM can never hold up call
+//! handling: the engine only hands events to the hub and takes commands from one channel.
+//!
+//! ```text
+//!   engine ──Event──► hub ──► log (SQLite) ──► outbox ──► action URLs
+//!                      └──► broadcast/snapshot ──► WebSocket, long-poll, Unix socket
+//!   API / socket / CLI / URL handler ──► control (policy, rate limit, audit) ──► engine
+//! ```
+
+pub mod api;
+pub mod client;
+pub mod control;
 pub mod dial;
+pub mod hub;
+pub mod outbox;
+pub mod signing;
+pub mod socket;
+pub mod state;
+pub mod store;
+mod stream;
+pub mod template;
 pub mod url_handler;
