@@ -9,4 +9,5 @@
 pub mod cli;
 pub mod core;
 pub mod events;
+pub mod integration;
 pub mod shell;
