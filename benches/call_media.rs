@@ -80,7 +80,7 @@ fn start_ringside(
         ),
     };
     let config = format!(
-        "[sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\n[media]\nrtp_ports = \"{rtp}-{}\"\ncodecs = [{codecs}]\n\n\
+        "[api]\nlisten = \"127.0.0.1:0\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\n[media]\nrtp_ports = \"{rtp}-{}\"\ncodecs = [{codecs}]\n\n\
          [audio]\ncapture = \"{capture}\"\nplayback = \"{playback}\"\n\n\
          [[account]]\nname = \"bench\"\nuser = \"1001\"\npassword = \"secret1001\"\ndomain = \"127.0.0.1\"\n\
          registrar = \"{}\"\nexpires_secs = 300\nauto_answer = true\n",

@@ -29,7 +29,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_ringside");
 
 fn config(registrar_port: u16) -> String {
     format!(
-        "[sip]\nlisten = [\"udp:127.0.0.1:{}\"]\n\n[[account]]\nname = \"bench\"\nuser = \"1001\"\n\
+        "[api]\nlisten = \"127.0.0.1:0\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{}\"]\n\n[[account]]\nname = \"bench\"\nuser = \"1001\"\n\
          password = \"secret1001\"\ndomain = \"127.0.0.1\"\nregistrar = \"sip:127.0.0.1:{registrar_port}\"\n\
          expires_secs = 300\n",
         support::free_port()

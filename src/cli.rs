@@ -35,10 +35,96 @@ pub enum CliCommand {
     },
     /// List the audio devices (names to use in `[audio] capture` / `playback`)
     Devices,
-    /// Show the running instance's registration state
+    /// Show the running instance's registrations and calls
     Status {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
+    /// Call a number or SIP URI through the running instance (dial policy applies)
+    Dial {
+        /// A number (visual separators allowed) or a sip:/sips: URI
+        target: String,
+        /// The account to call through [default: the first]
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Answer a ringing call [default: the only one ringing]
+    Answer { call: Option<String> },
+    /// Refuse a ringing call [default: the only one ringing]
+    Reject {
+        call: Option<String>,
+        /// SIP status: 486 (busy, default) or 603 (decline)
+        #[arg(long)]
+        code: Option<u16>,
+    },
+    /// Hang up a call [default: the only one in progress]
+    Hangup { call: Option<String> },
+    /// Put a call on hold [default: the only one established]
+    Hold { call: Option<String> },
+    /// Take a call off hold [default: the only one established]
+    Resume { call: Option<String> },
+    /// Stop sending audio on a call [default: the only one established]
+    Mute { call: Option<String> },
+    /// Send audio again [default: the only one established]
+    Unmute { call: Option<String> },
+    /// Send DTMF digits on a call
+    Dtmf {
+        /// Digits: 0-9 * # A-D
+        digits: String,
+        /// The call [default: the only one established]
+        #[arg(long)]
+        call: Option<String>,
+    },
+    /// Print the event stream as JSON lines (a snapshot first, unless --after is given)
+    Events {
+        /// Replay from the log every event after this seq, then follow
+        #[arg(long, value_name = "SEQ")]
+        after: Option<u64>,
+    },
+    /// Dial a tel:, sip:, sips: or callto: URL through the running instance (URL handler)
+    OpenUrl { url: String },
+    /// Register Ringside as the desktop's handler for tel:, sip:, sips: and callto: links
+    InstallUrlHandlers,
+}
+
+/// URL schemes `ringside URL` accepts without a subcommand (as a desktop URL handler calls it).
+pub const URL_SCHEMES: [&str; 4] = ["tel:", "sip:", "sips:", "callto:"];
+
+/// `ringside tel:+331234` means `ringside open-url tel:+331234`.
+pub fn rewrite_url_argument(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let is_url = args.get(1).and_then(|arg| arg.to_str()).is_some_and(|arg| {
+        URL_SCHEMES.iter().any(|scheme| {
+            arg.len() >= scheme.len() && arg[..scheme.len()].eq_ignore_ascii_case(scheme)
+        })
+    });
+    if is_url {
+        args.insert(1, "open-url".into());
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_url_argument_becomes_open_url() {
+        let args = |list: &[&str]| {
+            list.iter()
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
+        assert_eq!(
+            rewrite_url_argument(args(&["ringside", "TEL:+331234"])),
+            args(&["ringside", "open-url", "TEL:+331234"])
+        );
+        assert_eq!(
+            rewrite_url_argument(args(&["ringside", "status"])),
+            args(&["ringside", "status"])
+        );
+        let cli =
+            Cli::try_parse_from(rewrite_url_argument(args(&["ringside", "callto:+1555"]))).unwrap();
+        assert!(matches!(cli.command, Some(CliCommand::OpenUrl { url }) if url == "callto:+1555"));
+    }
 }

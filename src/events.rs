@@ -8,7 +8,9 @@
 //!   core ──Event──► shell ──to_json──► log / status file / (later) API, WebSocket, action URLs
 //! ```
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 /// Something that happened in the engine. Serialised with a `type` field naming it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -87,30 +89,63 @@ pub enum Event {
 }
 
 /// A call as every front end sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// The core fills what it knows (ids, parties, state, duration); the wall-clock times and the
+/// end reason are stamped by the integration hub, which owns the clock and the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallInfo {
     /// Ringside's stable call id (survives re-INVITEs).
     pub id: String,
     /// The SIP Call-ID.
+    #[serde(rename = "call_id")]
     pub sip_call_id: String,
     pub direction: CallDirection,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Who started the call: the network, the agent, a CRM through the API, or a `tel:` link.
+    pub origin: CallOrigin,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
     pub remote: Party,
     pub local: Party,
     pub state: CallState,
+    /// RFC 3339 (UTC, ms) when the call started, was answered and ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
     /// Time since the answer, when answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// Why it ended (on `call.ended`, and for ended calls in a snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+    /// Configured INVITE headers passed through to integrations (`[events] passthrough_headers`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Who started a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOrigin {
+    /// The network: an INVITE arrived.
+    Inbound,
+    /// The agent, from the GUI or the command line.
+    Manual,
+    /// A CRM through the HTTP API or the local socket.
+    ClickToDial,
+    /// A `tel:`/`sip:`/`callto:` link.
+    UrlHandler,
 }
 
 /// One end of a call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Party {
     pub uri: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
 }
 
@@ -151,14 +186,14 @@ impl Party {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallDirection {
     Inbound,
     Outbound,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
     Dialing,
@@ -170,14 +205,14 @@ pub enum CallState {
 }
 
 /// Who put a call on hold or took it off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HoldParty {
     Local,
     Remote,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DtmfDirection {
     Sent,
@@ -185,7 +220,7 @@ pub enum DtmfDirection {
 }
 
 /// Why a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     LocalHangup,
@@ -195,6 +230,8 @@ pub enum EndReason {
     Cancelled,
     NoAnswer,
     Failed,
+    /// Ringside stopped (crash, kill) while the call was up; stamped at the next start.
+    Interrupted,
 }
 
 impl Event {
@@ -247,10 +284,60 @@ impl Event {
     }
 }
 
-/// Encodes an event as one line of JSON. The only event encoder in Ringside.
-pub fn to_json(event: &Event) -> String {
-    // Serialising this enum cannot fail: every field is a string or an integer.
-    serde_json::to_string(event).unwrap_or_else(|error| {
+/// Version of the wire format (`v` in every envelope). Bumped only for incompatible changes;
+/// new fields may appear in any version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// An event as published on every transport: the engine's [`Event`] with its place in the
+/// persisted log. `seq` is monotonic and never reused; `id` is unique (the idempotency key of
+/// webhook receivers); `ts` is RFC 3339 UTC with milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub seq: u64,
+    pub id: String,
+    pub ts: String,
+    pub event: Event,
+}
+
+impl Serialize for Envelope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The wire shape: envelope fields first, then the event's own (`type` and the rest).
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            v: u32,
+            seq: u64,
+            id: &'a str,
+            ts: &'a str,
+            /// Registration events carry `account` themselves; call events get it from `call`.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            account: Option<&'a str>,
+            #[serde(flatten)]
+            event: &'a Event,
+        }
+        let account = match self.event {
+            Event::RegistrationRegistering { .. }
+            | Event::RegistrationRegistered { .. }
+            | Event::RegistrationFailed { .. }
+            | Event::RegistrationUnregistered { .. } => None,
+            _ => self.event.account(),
+        };
+        Wire {
+            v: SCHEMA_VERSION,
+            seq: self.seq,
+            id: &self.id,
+            ts: &self.ts,
+            account,
+            event: &self.event,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Encodes an event envelope as one line of JSON. The only event encoder in Ringside: the log,
+/// the event stream (WebSocket, Unix socket, long-poll) and action URLs all send these bytes.
+pub fn to_json(envelope: &Envelope) -> String {
+    // Serialising cannot fail: every field is a string, an integer or a map of strings.
+    serde_json::to_string(envelope).unwrap_or_else(|error| {
         format!(
             r#"{{"type":"encoder.error","message":{:?}}}"#,
             error.to_string()
@@ -258,9 +345,38 @@ pub fn to_json(event: &Event) -> String {
     })
 }
 
+impl Event {
+    /// The call this event concerns, for the hub to stamp times on.
+    pub fn call_mut(&mut self) -> Option<&mut CallInfo> {
+        match self {
+            Event::CallDialing { call }
+            | Event::CallIncoming { call }
+            | Event::CallRinging { call }
+            | Event::CallEarlyMedia { call }
+            | Event::CallEstablished { call }
+            | Event::CallHeld { call, .. }
+            | Event::CallResumed { call, .. }
+            | Event::CallDtmf { call, .. }
+            | Event::CallMissed { call }
+            | Event::CallEnded { call, .. } => Some(call),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn envelope(event: Event) -> serde_json::Value {
+        let envelope = Envelope {
+            seq: 7,
+            id: "evt_1".into(),
+            ts: "2026-11-22T06:15:00.123Z".into(),
+            event,
+        };
+        serde_json::from_str(&to_json(&envelope)).unwrap()
+    }
 
     #[test]
     fn type_field_carries_the_event_name() {
@@ -271,8 +387,12 @@ mod tests {
             reason_phrase: "Unauthorized".into(),
             retry_in_secs: Some(30),
         };
-        let json: serde_json::Value = serde_json::from_str(&to_json(&event)).unwrap();
+        let json = envelope(event.clone());
         assert_eq!(json["type"], event.type_name());
+        assert_eq!(json["v"], SCHEMA_VERSION);
+        assert_eq!(json["seq"], 7);
+        assert_eq!(json["id"], "evt_1");
+        assert_eq!(json["ts"], "2026-11-22T06:15:00.123Z");
         assert_eq!(json["status_code"], 401);
         assert_eq!(json["reason_phrase"], "Unauthorized");
         assert_eq!(json["account"], event.account().unwrap());
@@ -287,8 +407,41 @@ mod tests {
             reason_phrase: "no response (Timer F)".into(),
             retry_in_secs: None,
         };
-        let json: serde_json::Value = serde_json::from_str(&to_json(&event)).unwrap();
+        let json = envelope(event);
         assert!(json.get("status_code").is_none());
         assert!(json.get("retry_in_secs").is_none());
+    }
+
+    #[test]
+    fn call_events_carry_the_account_at_the_top_and_round_trip_their_call() {
+        let call = CallInfo {
+            id: "cAbc".into(),
+            sip_call_id: "a84b@pc33".into(),
+            direction: CallDirection::Inbound,
+            origin: CallOrigin::Inbound,
+            account: Some("office".into()),
+            remote: Party::from_name_addr("\"Alice\" <sip:+336@pbx>;tag=1"),
+            local: Party::from_uri("sip:1001@pbx", None),
+            state: CallState::Ended,
+            started_at: Some("2026-11-22T06:14:51.002Z".into()),
+            answered_at: None,
+            ended_at: Some("2026-11-22T06:15:00.120Z".into()),
+            duration_ms: None,
+            end_reason: Some(EndReason::Interrupted),
+            headers: [("X-Queue".to_owned(), "sales".to_owned())].into(),
+        };
+        let json = envelope(Event::CallEnded {
+            call: call.clone(),
+            reason: EndReason::Interrupted,
+            status_code: None,
+            detail: None,
+        });
+        assert_eq!(json["type"], "call.ended");
+        assert_eq!(json["account"], "office");
+        assert_eq!(json["call"]["call_id"], "a84b@pc33");
+        assert_eq!(json["call"]["end_reason"], "interrupted");
+        assert_eq!(json["call"]["remote"]["display_name"], "Alice");
+        let back: CallInfo = serde_json::from_value(json["call"].clone()).unwrap();
+        assert_eq!(back, call);
     }
 }

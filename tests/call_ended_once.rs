@@ -63,6 +63,7 @@ fn run_sequence(seed: u64) -> Vec<ringside::events::EndReason> {
                 let _ = scenario.command(Command::Dial {
                     to: PHONE_URI.into(),
                     account: None,
+                    origin: ringside::events::CallOrigin::ClickToDial,
                 });
             }
             2 => {

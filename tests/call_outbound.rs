@@ -97,6 +97,7 @@ fn invalid_targets_are_refused_before_anything_is_sent() {
         let result = scenario.command(Command::Dial {
             to: to.into(),
             account: None,
+            origin: ringside::events::CallOrigin::Manual,
         });
         assert!(result.is_err(), "{to:?} accepted");
     }

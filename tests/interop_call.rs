@@ -74,7 +74,7 @@ fn start_for(peers: &[&str], codecs: &str) -> Option<Setup> {
     // Each test gets its own RTP range (ports are free-picked pairs).
     let rtp = free_port() & !1;
     let config = format!(
-        "[sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\n[media]\nrtp_ports = \"{rtp}-{}\"\ncodecs = [{codecs}]\n\n\
+        "[api]\nlisten = \"127.0.0.1:0\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\n[media]\nrtp_ports = \"{rtp}-{}\"\ncodecs = [{codecs}]\n\n\
          [audio]\ncapture = \"file:{}\"\nplayback = \"file:{}\"\n\n\
          [[account]]\nname = \"office\"\nuser = \"1001\"\npassword = \"secret1001\"\ndomain = \"127.0.0.1\"\n\
          registrar = \"{}\"\nexpires_secs = 120\nauto_answer = true\n",
@@ -94,7 +94,7 @@ fn start_for(peers: &[&str], codecs: &str) -> Option<Setup> {
         .expect("ringside");
     let registered = poll_until(SETTLE, POLL, || {
         let status = ringside.status_json().ok()?;
-        (status["accounts"][0]["state"] == "registered").then_some(())
+        (status["registrations"][0]["state"] == "registered").then_some(())
     });
     assert!(registered.is_some(), "ringside did not register");
     Some(Setup {

@@ -52,7 +52,7 @@ fn start_ringside() -> (RingsideProcess, u16, SocketAddr) {
     let config = home
         .write_file(
             "ringside.toml",
-            &format!("[sip]\nlisten = [\"udp:127.0.0.1:{port}\", \"tcp:127.0.0.1:{port}\"]\n"),
+            &format!("[api]\nlisten = \"127.0.0.1:0\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{port}\", \"tcp:127.0.0.1:{port}\"]\n"),
         )
         .unwrap();
     let config = config.to_str().unwrap().to_owned();
@@ -72,7 +72,9 @@ fn start_ringside() -> (RingsideProcess, u16, SocketAddr) {
         match proc.status_json() {
             Ok(v) => {
                 last = v.to_string();
-                v["echo_media"].as_str().and_then(|a| a.parse().ok())
+                v["instance"]["echo_media"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
             }
             Err(e) => {
                 last = e;

@@ -309,7 +309,7 @@ impl Account {
 /// The TOML config of the `ringside run` contract, listening on `port` (UDP and TCP).
 fn config_toml(port: u16, t1_ms: Option<u32>, account: &Account) -> String {
     let mut s = String::new();
-    s.push_str("[sip]\n");
+    s.push_str("[api]\nlisten = \"127.0.0.1:0\"\n\n[sip]\n");
     s.push_str(&format!(
         "listen = [\"udp:127.0.0.1:{port}\", \"tcp:127.0.0.1:{port}\"]\n"
     ));
@@ -368,9 +368,9 @@ fn wait_for_account(
         }
         match proc.status_json() {
             Ok(v) => {
-                let account = v["accounts"]
+                let account = v["registrations"]
                     .as_array()
-                    .and_then(|a| a.iter().find(|a| a["name"] == "office"))
+                    .and_then(|a| a.iter().find(|a| a["account"] == "office"))
                     .cloned();
                 last = v.to_string();
                 account.filter(|a| pred(a)).map(Some)
@@ -480,7 +480,7 @@ fn register_then_unregister(tcp: bool) {
     }
     let status = proc.status_json().unwrap();
     assert_eq!(
-        status["pid"].as_u64(),
+        status["instance"]["pid"].as_u64(),
         Some(u64::from(proc.pid())),
         "{status}"
     );

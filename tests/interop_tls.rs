@@ -110,7 +110,7 @@ fn start_ringside(pki: &Pki, ca_file: &str, registrar: Option<&str>) -> (Ringsid
     let port = free_port();
     let (cert, key) = pki.cert("ringside");
     let mut config = format!(
-        "[sip]\nlisten = [\"tls:127.0.0.1:{port}\"]\ntls_ca_file = {:?}\ntls_cert_file = {:?}\ntls_key_file = {:?}\n",
+        "[api]\nlisten = \"127.0.0.1:0\"\n\n[sip]\nlisten = [\"tls:127.0.0.1:{port}\"]\ntls_ca_file = {:?}\ntls_cert_file = {:?}\ntls_key_file = {:?}\n",
         pki.path(ca_file).display().to_string(),
         cert.display().to_string(),
         key.display().to_string(),
@@ -158,9 +158,9 @@ fn wait_for_account(
         match proc.status_json() {
             Ok(v) => {
                 last = v.to_string();
-                v["accounts"]
+                v["registrations"]
                     .as_array()
-                    .and_then(|a| a.iter().find(|a| a["name"] == "office"))
+                    .and_then(|a| a.iter().find(|a| a["account"] == "office"))
                     .filter(|a| pred(a))
                     .cloned()
                     .map(Some)
@@ -245,7 +245,10 @@ fn registration_fails(server_cert: &str, ca_file: &str) -> Option<(String, Strin
     let (mut proc, port) = start_ringside(&pki, ca_file, Some(&k.tls_uri()));
 
     let account = wait_for_account(&mut proc, |a| a["state"] == "failed", SETTLE);
-    let reason = account["reason"].as_str().unwrap_or_default().to_owned();
+    let reason = account["reason_phrase"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     // Still running, and never bound.
     std::thread::sleep(Duration::from_secs(1));
     assert!(
@@ -358,7 +361,7 @@ fn mismatched_key_stops_the_start_without_showing_the_key() {
     let (cert, _) = pki.cert("ringside");
     let (_, wrong_key) = pki.cert("kamailio");
     let config = format!(
-        "[sip]\nlisten = [\"tls:127.0.0.1:{}\"]\ntls_cert_file = {:?}\ntls_key_file = {:?}\n",
+        "[api]\nlisten = \"127.0.0.1:0\"\n\n[sip]\nlisten = [\"tls:127.0.0.1:{}\"]\ntls_cert_file = {:?}\ntls_key_file = {:?}\n",
         free_port(),
         cert.display().to_string(),
         wrong_key.display().to_string(),

@@ -43,6 +43,7 @@ fn a_407_is_answered_with_proxy_authorization_and_the_call_connects() {
         .command(Command::Dial {
             to: "1002".into(),
             account: Some("office".into()),
+            origin: ringside::events::CallOrigin::Manual,
         })
         .unwrap();
     let ringside::core::CommandReply::CallCreated { call } = reply else {
@@ -80,6 +81,7 @@ fn dialing_through_an_unregistered_account_is_refused() {
     let result = scenario.command(Command::Dial {
         to: "1002".into(),
         account: Some("office".into()),
+        origin: ringside::events::CallOrigin::Manual,
     });
     assert!(
         matches!(

@@ -75,7 +75,13 @@ fn the_password_never_appears_in_events_or_status() {
     let mut scenario = Scenario::with_registrar(behaviour);
     scenario.run_for(Duration::from_secs(1));
     for (_, event) in &scenario.events {
-        assert!(!ringside::events::to_json(event).contains("secret"));
+        let envelope = ringside::events::Envelope {
+            seq: 1,
+            id: "evt_1".into(),
+            ts: "2026-11-22T00:00:00.000Z".into(),
+            event: event.clone(),
+        };
+        assert!(!ringside::events::to_json(&envelope).contains("secret"));
     }
     let status = serde_json::to_string(&scenario.core.registrations()).unwrap();
     assert!(!status.contains("secret"));

@@ -17,7 +17,7 @@
 //! Media is not touched here: the call emits [`MediaAction`]s (start, update, stop, DTMF) that
 //! the shell's media engine carries out.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,8 @@ use super::sip::{HasHeaders, Headers, Method, Request, Response, SipMessage, Uri
 use super::transaction::{ClientTxId, ServerTxId, TimerConfig, TransactionLayer, cseq, to_tag};
 use super::transport::{Peer, TransportKind};
 use crate::events::{
-    CallDirection, CallInfo, CallState, DtmfDirection, EndReason, Event, HoldParty, Party,
+    CallDirection, CallInfo, CallOrigin, CallState, DtmfDirection, EndReason, Event, HoldParty,
+    Party,
 };
 
 /// How long an outbound call may ring before we give up (CANCEL, `no_answer`).
@@ -216,6 +217,9 @@ struct UnackedSuccess {
 struct Call {
     id: String,
     direction: CallDirection,
+    origin: CallOrigin,
+    /// The configured passthrough headers of the initial INVITE.
+    passthrough: BTreeMap<String, String>,
     account: Option<String>,
     state: CallState,
     sip_call_id: String,
@@ -259,13 +263,19 @@ impl Call {
             id: self.id.clone(),
             sip_call_id: self.sip_call_id.clone(),
             direction: self.direction,
+            origin: self.origin,
             account: self.account.clone(),
             remote: self.remote_party.clone(),
             local: self.local_party.clone(),
             state: self.state,
+            started_at: None,
+            answered_at: None,
+            ended_at: None,
             duration_ms: self
                 .established_at
                 .map(|at| u64::try_from((now - at).as_millis()).unwrap_or(u64::MAX)),
+            end_reason: None,
+            headers: self.passthrough.clone(),
         }
     }
 
@@ -356,14 +366,17 @@ impl Call {
 #[derive(Debug)]
 pub struct Calls {
     config: MediaConfig,
+    /// INVITE header names copied into `CallInfo::headers` (compared case-insensitively).
+    passthrough_headers: Vec<String>,
     calls: HashMap<String, Call>,
     ports_in_use: BTreeSet<u16>,
 }
 
 impl Calls {
-    pub fn new(config: MediaConfig) -> Self {
+    pub fn new(config: MediaConfig, passthrough_headers: Vec<String>) -> Self {
         Self {
             config,
+            passthrough_headers,
             calls: HashMap::new(),
             ports_in_use: BTreeSet::new(),
         }
@@ -371,6 +384,20 @@ impl Calls {
 
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
+    }
+
+    /// The configured passthrough headers present in an INVITE, under their configured names
+    /// (the first value of each; values are capped so a hostile peer cannot bloat every event).
+    fn passthrough(&self, headers: &Headers) -> BTreeMap<String, String> {
+        const MAX_VALUE_LEN: usize = 1024;
+        self.passthrough_headers
+            .iter()
+            .filter_map(|name| {
+                let value = header_value(headers, name)?;
+                let value: String = value.chars().take(MAX_VALUE_LEN).collect();
+                Some((name.clone(), value))
+            })
+            .collect()
     }
 
     /// Snapshots of every call in progress.
@@ -406,6 +433,7 @@ impl Calls {
         &mut self,
         ctx: &mut CallContext<'_>,
         to: &str,
+        origin: CallOrigin,
         account: Option<AccountRoute<'_>>,
         direct: &[(TransportKind, SocketAddr)],
     ) -> Result<String, CallError> {
@@ -464,6 +492,8 @@ impl Calls {
         let mut call = Call {
             id: id.clone(),
             direction: CallDirection::Outbound,
+            origin,
+            passthrough: BTreeMap::new(),
             account: account.as_ref().map(|a| a.setup.name.clone()),
             state: CallState::Dialing,
             sip_call_id: random_token(ctx.rng, 24),
@@ -809,6 +839,8 @@ impl Calls {
         let mut call = Call {
             id: id.clone(),
             direction: CallDirection::Inbound,
+            origin: CallOrigin::Inbound,
+            passthrough: self.passthrough(headers),
             account: account.map(|a| a.name.clone()),
             state: CallState::Incoming,
             sip_call_id: header_value(headers, "Call-ID")

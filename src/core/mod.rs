@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::events::Event;
+use crate::events::{CallOrigin, Event};
 use call::{CallContext, CallError, Calls, MediaAction, MediaConfig};
 use message::{header, header_param, header_value, random_token, response_to};
 use registration::{AccountSetup, Context, Registration, RegistrationStatus};
@@ -55,6 +55,8 @@ pub struct CoreConfig {
     /// Our listening addresses, for calls placed with no account.
     pub listen: Vec<(transport::TransportKind, SocketAddr)>,
     pub media: MediaConfig,
+    /// INVITE headers copied into `call.headers` for integrations (e.g. `X-Queue`).
+    pub passthrough_headers: Vec<String>,
 }
 
 /// Requests from front ends (GUI, CLI, API) to the engine. Calls are named by Ringside's call
@@ -73,6 +75,8 @@ pub enum Command {
     Dial {
         to: String,
         account: Option<String>,
+        /// Which front end asked (reported in `call.origin`).
+        origin: CallOrigin,
     },
     Answer {
         call: String,
@@ -167,7 +171,7 @@ impl Core {
         let mut core = Self {
             transactions: TransactionLayer::new(config.timers),
             registrations,
-            calls: Calls::new(config.media),
+            calls: Calls::new(config.media, config.passthrough_headers),
             echo: echo::EchoExtension::new(config.echo_media, config.timers),
             events: VecDeque::new(),
             media_actions: VecDeque::new(),
@@ -210,8 +214,12 @@ impl Core {
             return Err(CommandError::ShuttingDown);
         }
         match command {
-            Command::Dial { to, account } => {
-                let call = self.dial(now, &to, account.as_deref())?;
+            Command::Dial {
+                to,
+                account,
+                origin,
+            } => {
+                let call = self.dial(now, &to, origin, account.as_deref())?;
                 return Ok(CommandReply::CallCreated { call });
             }
             Command::Answer { call } => {
@@ -270,6 +278,7 @@ impl Core {
         &mut self,
         now: Instant,
         to: &str,
+        origin: CallOrigin,
         account: Option<&str>,
     ) -> Result<String, CommandError> {
         let index = match account {
@@ -292,7 +301,7 @@ impl Core {
             timers: self.timers,
         };
         let route = index.and_then(|i| self.registrations[i].route());
-        Ok(self.calls.dial(&mut ctx, to, route, &self.listen)?)
+        Ok(self.calls.dial(&mut ctx, to, origin, route, &self.listen)?)
     }
 
     fn with_calls<T>(

@@ -1013,7 +1013,10 @@ mod tests {
     #[test]
     fn links_meet_the_dial_policy() {
         use crate::integration::dial::DialPolicy;
-        let policy = DialPolicy::new(vec![], vec!["+1900*".into()], true, 20).unwrap();
+        let policy = DialPolicy::new(&ringside_config::DialPolicySettings {
+            deny: vec![ringside_config::DialPattern::parse("+1900*").unwrap()],
+            ..Default::default()
+        });
         for url in [
             "tel:+1-900-555-1234",
             "tel:555-1234;phone-context=+1-900",

@@ -674,11 +674,17 @@ mod tests {
             id: id.to_owned(),
             sip_call_id: format!("{id}@test"),
             direction: CallDirection::Outbound,
+            origin: crate::events::CallOrigin::Manual,
             account: None,
             remote: Party::from_uri("sip:1002@pbx", None),
             local: Party::from_uri("sip:1001@pbx", None),
             state: CallState::Ringing,
+            started_at: None,
+            answered_at: None,
+            ended_at: None,
             duration_ms: None,
+            end_reason: None,
+            headers: Default::default(),
         }
     }
 

@@ -1,26 +1,24 @@
 //! The shell: one tokio task owns the [`Core`] and moves bytes between it and the sockets.
 //!
 //! Why this split: everything protocol-shaped lives in the sans-IO core; here is only what needs
-//! the operating system — sockets, the clock, signals, DNS and the status file. Socket tasks never
+//! the operating system — sockets, the clock, signals and DNS. Socket tasks never
 //! see the core: they forward bytes over one bounded channel, so the core has exactly one owner.
 //!
 //! ```text
 //!   UDP reader tasks    ─┐                       ┌─► UDP send_to
 //!   TCP/TLS conn tasks  ─┼─► inbound channel ─► run loop (owns Core) ─► TCP/TLS conn writers
-//!   signals             ─┘                       └─► log, status file
+//!   signals             ─┘                       └─► event hub (log, API, socket)
 //! ```
 //!
 //! TCP and TLS connections share one connection task (`tcp.rs`); TLS adds a rustls
 //! handshake in front of it (`tls.rs`).
 
+mod integrations;
 mod media;
-mod status;
 mod tcp;
 mod tls;
 
-pub use status::{StatusFile, read_status, status_path};
-
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,7 +37,8 @@ use crate::core::sip::wire;
 use crate::core::transaction::TimerConfig;
 use crate::core::transport::{Peer, Transmit};
 use crate::core::{Command, Core, CoreConfig};
-use crate::events;
+use crate::events::Event;
+use crate::integration::hub::HubClient;
 use ringside_audio::device::DeviceSpec;
 use ringside_audio::session::SessionEvent;
 
@@ -80,6 +79,8 @@ pub enum StartError {
     },
     #[error("TLS: {reason}")]
     Tls { reason: String },
+    #[error("{reason}")]
+    Integration { reason: String },
 }
 
 /// Something a socket task tells the run loop.
@@ -193,6 +194,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         echo_media,
         listen,
         media: media_config(&config.media, rtp_address),
+        passthrough_headers: config.events.passthrough_headers.clone(),
     };
     let audio_settings = media::AudioSettings {
         capture: DeviceSpec::parse(&config.audio.capture),
@@ -219,8 +221,15 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     }
     tracing::info!(listen = ?listening, accounts = config.accounts.len(), "ringside running");
 
+    let integrations::Integrations {
+        hub,
+        requests: mut engine_requests,
+        socket_path,
+    } = integrations::start(&config, listening.clone(), echo_media).await?;
     let media_inbound = inbound_tx.clone();
     let mut engine = Engine {
+        hub,
+        event_backlog: VecDeque::new(),
         core: Core::new(core_config, now(), entropy()),
         udp_sockets,
         stream_writers: HashMap::new(),
@@ -231,7 +240,6 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         },
         inbound_tx,
         sip_trace: options.sip_trace,
-        status: StatusFile::create(listening, echo_media),
         media: media::MediaEngine::new(audio_settings, media_inbound, entropy()),
     };
     engine
@@ -252,6 +260,10 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
             .map(tokio::time::Instant::from_std);
         tokio::select! {
             Some(inbound) = inbound_rx.recv() => engine.handle_inbound(inbound),
+            Some(request) = engine_requests.recv() => {
+                let result = engine.core.handle_command(now(), request.command);
+                let _ = request.reply.send(result);
+            }
             () = sleep_until_option(core_deadline) => engine.core.handle_timeout(now()),
             _ = media_tick.tick(), if engine.media.is_active() => engine.media.tick(now()).await,
             () = sleep_until_option(shutdown_deadline) => {
@@ -277,20 +289,25 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     }
     engine.pump().await;
     engine.media.stop_all();
-    engine.status.remove();
+    engine.flush_events().await;
+    if let Some(path) = socket_path {
+        let _ = std::fs::remove_file(path);
+    }
     tracing::info!("ringside stopped");
     Ok(())
 }
 
 struct Engine {
     core: Core,
+    hub: HubClient,
+    /// Events the hub could not take yet (its queue was full); handed over first next time.
+    event_backlog: VecDeque<Event>,
     udp_sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     /// One writer per TCP or TLS connection, keyed by transport and peer address.
     stream_writers: HashMap<Peer, mpsc::Sender<Vec<u8>>>,
     tls: TlsClients,
     inbound_tx: mpsc::Sender<Inbound>,
     sip_trace: bool,
-    status: StatusFile,
     media: media::MediaEngine,
 }
 
@@ -348,19 +365,34 @@ impl Engine {
                 other => tracing::debug!(%call, ?other, "media event"),
             }
         }
-        let mut changed = false;
         while let Some(event) = self.core.poll_event() {
-            tracing::info!(target: "ringside::event", "{}", events::to_json(&event));
             self.media.follow_call_event(&event);
-            changed = true;
+            self.event_backlog.push_back(event);
         }
-        if changed || !self.status.is_written() {
-            self.status.write(
-                &self.core.registrations(),
-                &self.core.calls(now()),
-                self.core.stats(),
-            );
+        self.hand_events_to_hub();
+    }
+
+    /// Gives queued events to the hub, in order, without waiting; what does not fit stays queued.
+    fn hand_events_to_hub(&mut self) {
+        while let Some(event) = self.event_backlog.pop_front() {
+            if let Err(event) = self.hub.try_publish(event) {
+                self.event_backlog.push_front(event);
+                tracing::warn!(
+                    queued = self.event_backlog.len(),
+                    "event hub is behind; events queued"
+                );
+                break;
+            }
         }
+    }
+
+    /// At shutdown: hands over every queued event and waits until the hub has stored them.
+    async fn flush_events(&mut self) {
+        while !self.event_backlog.is_empty() {
+            self.hand_events_to_hub();
+            self.hub.flush().await;
+        }
+        self.hub.flush().await;
     }
 
     async fn send(&mut self, transmit: Transmit) {

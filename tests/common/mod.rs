@@ -62,6 +62,7 @@ pub fn core_config(accounts: Vec<AccountSetup>) -> CoreConfig {
         echo_media: Some(addr("192.0.2.10:30000")),
         listen: vec![(TransportKind::Udp, addr(UA_ADDR))],
         media: ringside::core::call::MediaConfig::new(addr(UA_ADDR).ip()),
+        passthrough_headers: vec!["X-Ticket-Id".into(), "X-Queue".into()],
     }
 }
 
@@ -559,6 +560,7 @@ impl Scenario {
                 ringside::core::Command::Dial {
                     to: to.into(),
                     account: None,
+                    origin: ringside::events::CallOrigin::Manual,
                 },
             )
             .expect("dial accepted");
