@@ -166,6 +166,19 @@ impl RingsideProcess {
             .map_err(|e| format!("status --json is not JSON ({e}): {stdout:?}"))
     }
 
+    /// The HTTP API's address and bearer token, once the instance reports it (`None` if it
+    /// does not within `timeout`, e.g. `[api] enabled = false`).
+    pub fn api(&self, timeout: Duration) -> Option<(std::net::SocketAddr, String)> {
+        let addr = poll_until(timeout, Duration::from_millis(20), || {
+            self.status_json().ok()?["instance"]["api"]
+                .as_str()?
+                .parse()
+                .ok()
+        })?;
+        let token = std::fs::read_to_string(self.dir().join("config/ringside/api-token")).ok()?;
+        Some((addr, token.trim().to_owned()))
+    }
+
     /// The exit status if the process has exited.
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
