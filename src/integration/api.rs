@@ -193,10 +193,7 @@ async fn gatekeeper(State(state): State<Arc<ApiState>>, request: Request, next: 
             "never put the token in a URL; send it as Authorization: Bearer",
         );
     }
-    let now_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+    let now_secs = super::unix_secs();
     if !authorized(headers, &state.token) {
         let status = if state.auth_failures.try_acquire(now_secs) {
             StatusCode::UNAUTHORIZED

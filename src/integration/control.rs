@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -319,10 +319,7 @@ impl Controller {
         command: CallCommand,
         requester: &Requester,
     ) -> Result<CommandOk, ControlError> {
-        let now_secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        let now_secs = super::unix_secs();
         if !self.limiter.try_acquire(now_secs) {
             return Err(ControlError::new(
                 ErrorCode::RateLimited,

@@ -81,8 +81,8 @@ pub enum HubError {
 /// What a client asks the hub for.
 #[derive(Debug)]
 pub enum HubRequest {
-    /// Publish an engine event.
-    Event(Event),
+    /// Publish an engine event (boxed: events are large and rare, replies small and frequent).
+    Event(Box<Event>),
     /// Events after `after` from the log (at most `limit`).
     Replay {
         after: u64,
@@ -160,7 +160,7 @@ impl HubClient {
 
     /// Hands an engine event to the hub without waiting. Gives the event back when the queue
     /// is full, so the caller can keep it and retry (nothing is dropped).
-    pub fn try_publish(&self, event: Event) -> Result<(), Event> {
+    pub fn try_publish(&self, event: Box<Event>) -> Result<(), Box<Event>> {
         match self.requests.try_send(HubRequest::Event(event)) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(HubRequest::Event(event)))
@@ -243,7 +243,7 @@ impl Hub {
     fn run(mut self, mut receiver: mpsc::Receiver<HubRequest>) {
         while let Some(request) = receiver.blocking_recv() {
             match request {
-                HubRequest::Event(event) => self.publish(event),
+                HubRequest::Event(event) => self.publish(*event),
                 HubRequest::Replay {
                     after,
                     limit,
@@ -259,7 +259,7 @@ impl Hub {
     }
 
     fn publish(&mut self, mut event: Event) {
-        let now = SystemTime::now();
+        let now = super::wall_clock();
         let ts = rfc3339_ms(now);
         self.model.stamp(&mut event, &ts);
         let seq = self.last_seq + 1;
@@ -386,7 +386,7 @@ fn seed() -> [u8; 32] {
         hasher.write_usize(i);
         hasher.write_u32(std::process::id());
         hasher.write_u128(
-            SystemTime::now()
+            super::wall_clock()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_nanos())
                 .unwrap_or_default(),

@@ -22,3 +22,18 @@ pub mod store;
 mod stream;
 pub mod template;
 pub mod url_handler;
+
+/// Wall-clock time for event timestamps, delivery schedules and rate limits. The integration
+/// layer is shell, not core: it is where Ringside meets the world's clock.
+#[allow(clippy::disallowed_methods)]
+pub fn wall_clock() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_secs() -> u64 {
+    wall_clock()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}

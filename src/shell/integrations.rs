@@ -107,7 +107,7 @@ pub(super) async fn start(
         instance: InstanceInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
-            started_at: hub::rfc3339_ms(std::time::SystemTime::now()),
+            started_at: hub::rfc3339_ms(crate::integration::wall_clock()),
             listen,
             echo_media: echo_media.map(|addr| addr.to_string()),
             api: api_addr.map(|addr| addr.to_string()),

@@ -301,7 +301,7 @@ struct Engine {
     core: Core,
     hub: HubClient,
     /// Events the hub could not take yet (its queue was full); handed over first next time.
-    event_backlog: VecDeque<Event>,
+    event_backlog: VecDeque<Box<Event>>,
     udp_sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     /// One writer per TCP or TLS connection, keyed by transport and peer address.
     stream_writers: HashMap<Peer, mpsc::Sender<Vec<u8>>>,
@@ -367,7 +367,7 @@ impl Engine {
         }
         while let Some(event) = self.core.poll_event() {
             self.media.follow_call_event(&event);
-            self.event_backlog.push_back(event);
+            self.event_backlog.push_back(Box::new(event));
         }
         self.hand_events_to_hub();
     }
