@@ -16,7 +16,7 @@
 mod media;
 mod status;
 mod tcp;
-mod tls;
+pub(crate) mod tls;
 
 pub use status::{StatusFile, read_status, status_path};
 
