@@ -31,8 +31,10 @@ use axum::routing::{get, post};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use super::control::{CallCommand, ControlError, Controller, ErrorCode, RateLimiter, Requester};
+use super::outbox::OutboxStatus;
 use super::stream::{self, LineSink};
 
 /// Largest request body accepted.
@@ -54,6 +56,7 @@ struct ApiState {
     port: u16,
     allowed_origins: Vec<String>,
     auth_failures: RateLimiter,
+    outbox: Option<watch::Receiver<OutboxStatus>>,
 }
 
 /// Why the API could not start.
@@ -84,6 +87,7 @@ pub async fn serve(
     controller: Controller,
     token: String,
     allowed_origins: Vec<String>,
+    outbox: Option<watch::Receiver<OutboxStatus>>,
 ) {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let state = Arc::new(ApiState {
@@ -92,6 +96,7 @@ pub async fn serve(
         port,
         allowed_origins,
         auth_failures: RateLimiter::new(AUTH_FAILURES_PER_MINUTE),
+        outbox,
     });
     let app = router(Arc::clone(&state));
     if let Err(error) = axum::serve(listener, app).await {
@@ -105,6 +110,7 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/events", get(get_events))
         .route("/v1/calls", post(post_dial))
         .route("/v1/calls/{id}/{action}", post(post_call_action))
+        .route("/v1/action-urls", get(get_action_urls))
         .route("/v1/openapi.json", get(get_openapi))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
@@ -299,6 +305,29 @@ fn json_response(status: StatusCode, body: String) -> Response {
 
 async fn get_state(State(state): State<Arc<ApiState>>) -> Response {
     json_response(StatusCode::OK, state.controller.hub().snapshot().to_json())
+}
+
+/// Each action-URL endpoint's delivery state (pending, delivered, dead, disabled by 410, last
+/// error) and the newest dead letters.
+async fn get_action_urls(State(state): State<Arc<ApiState>>) -> Response {
+    const DEAD_LETTERS: usize = 100;
+    let endpoints = state
+        .outbox
+        .as_ref()
+        .map(|status| status.borrow().clone())
+        .unwrap_or_default();
+    match state.controller.hub().dead_letters(DEAD_LETTERS).await {
+        Ok(dead) => json_response(
+            StatusCode::OK,
+            serde_json::json!({ "endpoints": endpoints.endpoints, "dead_letters": dead })
+                .to_string(),
+        ),
+        Err(error) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::EngineUnavailable,
+            error,
+        ),
+    }
 }
 
 async fn get_openapi() -> Response {

@@ -25,9 +25,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::outbox::OutboxHandle;
+use super::outbox::{OutboxWaker, redacted_url};
 use super::state::{InstanceInfo, Snapshot, StateModel, interrupted};
-use super::store::{NewDelivery, NewEvent, Store, StoreError};
+use super::store::{DeadLetter, NewDelivery, NewEvent, Store, StoreError};
 use super::template;
 use crate::events::{self, CallInfo, Envelope, Event};
 
@@ -91,6 +91,42 @@ pub enum HubRequest {
     },
     /// Answered once every request before it is done (used at shutdown).
     Flush { reply: oneshot::Sender<()> },
+    /// The newest dead letters (deliveries given up on).
+    DeadLetters {
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<DeadLetterView>, String>>,
+    },
+}
+
+/// A dead letter as the API shows it: no header values, body or URL query (they may hold
+/// tokens).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetterView {
+    pub endpoint: String,
+    pub event_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
+    pub method: String,
+    /// `scheme://host[:port]/path` only.
+    pub url: String,
+    pub attempts: u32,
+    pub reason: String,
+    pub dead_at: String,
+}
+
+impl From<DeadLetter> for DeadLetterView {
+    fn from(dead: DeadLetter) -> Self {
+        Self {
+            endpoint: dead.delivery.endpoint,
+            event_id: dead.delivery.event_id,
+            call: dead.delivery.call_key,
+            method: dead.delivery.method,
+            url: redacted_url(&dead.delivery.url),
+            attempts: dead.delivery.attempts,
+            reason: dead.reason,
+            dead_at: rfc3339_ms(UNIX_EPOCH + std::time::Duration::from_millis(dead.dead_at_ms)),
+        }
+    }
 }
 
 /// An answer to [`HubRequest::Replay`].
@@ -145,6 +181,18 @@ impl HubClient {
             .map_err(|_| "the event hub has stopped".to_owned())?
     }
 
+    /// The newest dead letters.
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterView>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(HubRequest::DeadLetters { limit, reply })
+            .await
+            .map_err(|_| "the event hub has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the event hub has stopped".to_owned())?
+    }
+
     /// Waits until the hub has stored and published everything handed to it so far.
     pub async fn flush(&self) {
         let (reply, done) = oneshot::channel();
@@ -174,7 +222,7 @@ impl HubClient {
 /// starts the hub thread. Returns when the interrupted calls are published.
 pub fn start(
     settings: HubSettings,
-    outbox: Option<OutboxHandle>,
+    outbox: Option<OutboxWaker>,
 ) -> Result<(HubClient, std::thread::JoinHandle<()>), HubError> {
     let store_error = |source| HubError::Store {
         path: settings.database.display().to_string(),
@@ -233,7 +281,7 @@ struct Hub {
     model: StateModel,
     published: broadcast::Sender<Arc<Published>>,
     snapshot: watch::Sender<Arc<Snapshot>>,
-    outbox: Option<OutboxHandle>,
+    outbox: Option<OutboxWaker>,
     action_urls: Vec<ActionTarget>,
     retain_events: u64,
     rng: StdRng,
@@ -253,6 +301,14 @@ impl Hub {
                 }
                 HubRequest::Flush { reply } => {
                     let _ = reply.send(());
+                }
+                HubRequest::DeadLetters { limit, reply } => {
+                    let dead = self
+                        .store
+                        .dead_letters(limit)
+                        .map(|letters| letters.into_iter().map(DeadLetterView::from).collect())
+                        .map_err(|error| format!("event log: {error}"));
+                    let _ = reply.send(dead);
                 }
             }
         }
@@ -292,10 +348,10 @@ impl Hub {
             json,
         }));
         self.snapshot.send_replace(Arc::new(self.model.snapshot()));
-        if !deliveries.is_empty()
-            && let Some(outbox) = &self.outbox
-        {
-            outbox.wake();
+        if let Some(outbox) = &self.outbox {
+            for delivery in &deliveries {
+                outbox.wake(&delivery.endpoint);
+            }
         }
         if seq.is_multiple_of(PRUNE_EVERY)
             && let Err(error) = self.store.prune(self.retain_events)

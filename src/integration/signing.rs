@@ -16,8 +16,8 @@
 //! the request if any `v1` entry matches, comparing in constant time. It should also refuse
 //! timestamps more than a few minutes from its clock (replays).
 //!
-//! Secrets are written in configuration as `whsec_<base64>`; [`decode_secret`] turns that
-//! into the key bytes. Neither function ever puts a secret into an error or a log.
+//! Secrets are written in configuration as `whsec_<base64>`; the config crate's
+//! `SigningSecret` decodes them. Neither function ever puts a secret into an error or a log.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -30,29 +30,6 @@ pub const ID_HEADER: &str = "webhook-id";
 pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
 /// Header carrying the signatures.
 pub const SIGNATURE_HEADER: &str = "webhook-signature";
-
-/// The prefix Standard Webhooks secrets are written with.
-const SECRET_PREFIX: &str = "whsec_";
-
-/// A configured secret that is not usable. Never quotes the secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SecretError {
-    #[error("webhook secret is not base64 (expected whsec_<base64>)")]
-    NotBase64,
-    #[error("webhook secret is empty")]
-    Empty,
-}
-
-/// Decodes a `whsec_<base64>` secret (the prefix is optional) into its key bytes.
-pub fn decode_secret(text: &str) -> Result<Vec<u8>, SecretError> {
-    let encoded = text.trim();
-    let encoded = encoded.strip_prefix(SECRET_PREFIX).unwrap_or(encoded);
-    let key = BASE64.decode(encoded).map_err(|_| SecretError::NotBase64)?;
-    if key.is_empty() {
-        return Err(SecretError::Empty);
-    }
-    Ok(key)
-}
 
 /// The `webhook-signature` value: one `v1,<base64>` per secret, space-separated (empty when
 /// there is no secret).
@@ -145,7 +122,11 @@ mod tests {
     #[test]
     fn matches_the_standard_webhooks_reference_vector() {
         // The test vector published with the Standard Webhooks specification.
-        let secret = decode_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let secret =
+            ringside_config::SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                .unwrap()
+                .expose()
+                .to_vec();
         let body = br#"{"test": 2432232314}"#;
         let header = sign(
             std::slice::from_ref(&secret),
@@ -183,15 +164,5 @@ mod tests {
         ));
         assert!(!verify(&old, "evt_1", 100, b"body", ""));
         assert_eq!(sign(&[], "evt_1", 100, b"body"), "");
-    }
-
-    #[test]
-    fn secrets_decode_with_or_without_prefix_and_errors_do_not_quote_them() {
-        assert_eq!(decode_secret("whsec_c2VjcmV0").unwrap(), b"secret");
-        assert_eq!(decode_secret("c2VjcmV0").unwrap(), b"secret");
-        let error = decode_secret("whsec_not base64 at all!").unwrap_err();
-        assert_eq!(error, SecretError::NotBase64);
-        assert!(!error.to_string().contains("not base64 at all"));
-        assert_eq!(decode_secret("whsec_").unwrap_err(), SecretError::Empty);
     }
 }

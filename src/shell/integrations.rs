@@ -14,7 +14,7 @@ use super::StartError;
 use crate::integration::control::{Controller, EngineRequest};
 use crate::integration::dial::DialPolicy;
 use crate::integration::hub::{self, ActionTarget, HubClient, HubSettings};
-use crate::integration::outbox::{self, EndpointSettings, OutboxSettings};
+use crate::integration::outbox::{self, EndpointSettings, OutboxHandle, OutboxSettings};
 use crate::integration::state::InstanceInfo;
 use crate::integration::{api, socket};
 
@@ -28,6 +28,8 @@ pub(super) struct Integrations {
     pub requests: mpsc::Receiver<EngineRequest>,
     /// Removed at a clean exit (a stale one is replaced at the next start anyway).
     pub socket_path: Option<std::path::PathBuf>,
+    /// The action-URL delivery tasks (they stop when this is dropped).
+    pub outbox: Option<OutboxHandle>,
 }
 
 /// Opens the event log, closes calls a crash left open, starts the outbox, the control socket
@@ -61,9 +63,11 @@ pub(super) async fn start(
     let api_addr = api
         .as_ref()
         .and_then(|(listener, _)| listener.local_addr().ok());
-    let outbox = (!config.action_urls.is_empty()).then(|| {
-        outbox::spawn_outbox(OutboxSettings {
-            database: config.events.database.clone(),
+    let outbox = if config.action_urls.is_empty() {
+        None
+    } else {
+        let settings = OutboxSettings {
+            db_path: config.events.database.clone(),
             endpoints: config
                 .action_urls
                 .iter()
@@ -80,8 +84,12 @@ pub(super) async fn start(
                     backoff_max_secs: action.backoff_max_secs,
                 })
                 .collect(),
-        })
-    });
+        };
+        Some(
+            outbox::spawn_outbox(settings)
+                .map_err(|error| integration(format!("action URLs: {error}")))?,
+        )
+    };
     let settings = HubSettings {
         database: config.events.database.clone(),
         retain_events: config.events.retain_events,
@@ -113,8 +121,8 @@ pub(super) async fn start(
             api: api_addr.map(|addr| addr.to_string()),
         },
     };
-    let (hub, _thread) =
-        hub::start(settings, outbox).map_err(|error| integration(error.to_string()))?;
+    let (hub, _thread) = hub::start(settings, outbox.as_ref().map(OutboxHandle::waker))
+        .map_err(|error| integration(error.to_string()))?;
     let (engine_tx, requests) = mpsc::channel(ENGINE_REQUEST_CAPACITY);
     let policy = DialPolicy::new(&config.dial_policy);
     let controller = Controller::new(
@@ -136,11 +144,13 @@ pub(super) async fn start(
             controller,
             token,
             config.api.allowed_origins.clone(),
+            outbox.as_ref().map(OutboxHandle::status),
         ));
     }
     Ok(Integrations {
         hub,
         requests,
         socket_path: config.api.socket.then(|| config.api.socket_path.clone()),
+        outbox,
     })
 }

@@ -16,7 +16,7 @@
 mod integrations;
 mod media;
 mod tcp;
-mod tls;
+pub(crate) mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
@@ -44,6 +44,8 @@ use ringside_audio::session::SessionEvent;
 
 /// How long a clean shutdown waits for registrars to confirm the unregister.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a clean shutdown waits for pending action-URL deliveries.
+const OUTBOX_GRACE: Duration = Duration::from_secs(2);
 /// Inbound queue depth between socket tasks and the run loop.
 const INBOUND_CAPACITY: usize = 1024;
 
@@ -225,6 +227,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         hub,
         requests: mut engine_requests,
         socket_path,
+        outbox,
     } = integrations::start(&config, listening.clone(), echo_media).await?;
     let media_inbound = inbound_tx.clone();
     let mut engine = Engine {
@@ -292,6 +295,22 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     engine.flush_events().await;
     if let Some(path) = socket_path {
         let _ = std::fs::remove_file(path);
+    }
+    if let Some(outbox) = outbox {
+        // A short grace for the last events (call.ended, unregistered); what remains is
+        // delivered at the next start.
+        let mut status = outbox.status();
+        let _ = tokio::time::timeout(
+            OUTBOX_GRACE,
+            status.wait_for(|status| {
+                status
+                    .endpoints
+                    .values()
+                    .all(|e| e.pending == 0 || e.disabled.is_some())
+            }),
+        )
+        .await;
+        outbox.shutdown().await;
     }
     tracing::info!("ringside stopped");
     Ok(())

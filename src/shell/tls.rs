@@ -28,6 +28,12 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// The client side: verifies servers per `settings` (see the module docs).
 pub(crate) fn connector(settings: &TlsSettings) -> Result<TlsConnector, String> {
+    Ok(TlsConnector::from(Arc::new(client_config(settings)?)))
+}
+
+/// The rustls client configuration behind [`connector`], also used by the HTTP client of
+/// action URLs (`integration::outbox`).
+pub(crate) fn client_config(settings: &TlsSettings) -> Result<ClientConfig, String> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -46,7 +52,7 @@ pub(crate) fn connector(settings: &TlsSettings) -> Result<TlsConnector, String> 
             }))
             .with_no_client_auth()
     };
-    Ok(TlsConnector::from(Arc::new(config)))
+    Ok(config)
 }
 
 /// The server side of `tls:` listeners: presents `cert_file` with `key_file`.
