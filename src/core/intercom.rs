@@ -316,30 +316,4 @@ mod tests {
             None
         );
     }
-
-    #[test]
-    fn schedule_forgets_calls_that_stopped_ringing() {
-        // Any instant will do: the schedule only compares the ones it is given.
-        #[allow(clippy::disallowed_methods)]
-        let start = Instant::now();
-        let mut scheduled = ScheduledAnswers::default();
-        scheduled.schedule("a".into(), start + Duration::from_secs(3));
-        scheduled.schedule("b".into(), start + Duration::from_secs(1));
-        assert_eq!(
-            scheduled.poll_timeout(|_| true),
-            Some(start + Duration::from_secs(1))
-        );
-        assert_eq!(
-            scheduled.poll_timeout(|id| id == "a"),
-            Some(start + Duration::from_secs(3))
-        );
-        assert_eq!(scheduled.poll_timeout(|_| false), None);
-        let now = start + Duration::from_secs(2);
-        assert_eq!(scheduled.take_due(now, |_| true), ["b"]);
-        assert_eq!(
-            scheduled.take_due(start + Duration::from_secs(5), |id| id != "a"),
-            Vec::<String>::new()
-        );
-        assert_eq!(scheduled.poll_timeout(|_| true), None);
-    }
 }
