@@ -717,8 +717,11 @@ mod tests {
     /// played (a file playback would grow by the idle time, the peer get a flood of RTP).
     #[tokio::test]
     async fn a_call_after_idle_time_plays_one_frame_per_tick() {
-        let wav = std::env::temp_dir().join(format!("ringside-idle-{}.wav", std::process::id()));
-        let mut engine = engine(DeviceSpec::Null, DeviceSpec::File(wav.clone()));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut engine = engine(
+            DeviceSpec::Null,
+            DeviceSpec::File(dir.path().join("out.wav")),
+        );
         // An earlier call left the media clock behind; then the engine was idle for 5 s.
         let earlier = crate::shell::now();
         engine.media_clock = Some(earlier);
@@ -764,7 +767,6 @@ mod tests {
         engine.tick(start + TICK * 4).await;
         assert_eq!(written(&engine), 4 * TICK_SAMPLES as u64);
         engine.stop_all();
-        let _ = std::fs::remove_file(&wav);
     }
 
     /// A loopback port pair (even RTP, RTCP + 1) that is free right now.
