@@ -138,6 +138,10 @@ pub struct Account {
     pub registrar_fallback: Vec<SipUri>,
     /// Answer incoming calls on this account at once (`auto_answer`, default `false`).
     pub auto_answer: bool,
+    /// Honour a caller's intercom / auto-answer request (`Call-Info: ...;answer-after=N`,
+    /// `Alert-Info: ...;info=alert-autoanswer`) on this account (`allow_intercom`, default
+    /// `false`: a caller must not open the microphone unless this is allowed).
+    pub allow_intercom: bool,
 }
 
 /// The `[sip]` table.

@@ -78,6 +78,7 @@ pub(crate) struct RawAccount {
     pub expires_secs: Option<Spanned<i64>>,
     pub registrar_fallback: Option<Spanned<Vec<Spanned<String>>>>,
     pub auto_answer: Option<Spanned<bool>>,
+    pub allow_intercom: Option<Spanned<bool>>,
 }
 
 /// `[api]` as written.
@@ -547,13 +548,14 @@ mod tests {
                 "tls_verify"
             ]
         );
-        assert_eq!(fields_of::<RawAccount>().len(), 13);
+        assert_eq!(fields_of::<RawAccount>().len(), 14);
         assert_eq!(fields_of::<RawMedia>().len(), 7);
         assert_eq!(
             fields_of::<RawAudio>(),
             &["capture", "playback", "echo_cancellation"]
         );
         assert!(fields_of::<RawAccount>().contains(&"registrar_fallback"));
+        assert!(fields_of::<RawAccount>().contains(&"allow_intercom"));
     }
 
     #[test]

@@ -796,6 +796,7 @@ fn account_of(
         expires_secs: expires_secs?,
         registrar_fallback,
         auto_answer: a.auto_answer.as_ref().is_some_and(|v| *v.get_ref()),
+        allow_intercom: a.allow_intercom.as_ref().is_some_and(|v| *v.get_ref()),
     })
 }
 

@@ -931,6 +931,7 @@ fn example_parses_and_documents_every_key() {
         "expires_secs",
         "registrar_fallback",
         "auto_answer",
+        "allow_intercom",
         "rtp_ports",
         "codecs",
         "ptime_ms",
@@ -951,6 +952,7 @@ fn example_parses_and_documents_every_key() {
     }
 
     assert!(!a.auto_answer);
+    assert!(!a.allow_intercom);
     assert_eq!(c.media, MediaSettings::default());
     assert_eq!(c.audio, AudioSettings::default());
     for section in ["[media]", "[audio]"] {

@@ -1,4 +1,4 @@
-//! `[media]`, `[audio]` and `[[account]] auto_answer`: defaults, every key, every error with
+//! `[media]`, `[audio]` and `[[account]] auto_answer` / `allow_intercom`: defaults, every key, every error with
 //! its `file:line:col` and key, `file:` path resolution.
 
 use std::path::Path;
@@ -72,6 +72,7 @@ fn defaults() {
     assert_eq!(d.media, media);
     assert_eq!(d.audio, audio);
     assert!(!ok(ACCOUNT).accounts[0].auto_answer);
+    assert!(!ok(ACCOUNT).accounts[0].allow_intercom);
 }
 
 #[test]
@@ -141,6 +142,36 @@ fn auto_answer() {
     one(
         &format!("{ACCOUNT}auto_answer = \"yes\"\n"),
         "t.toml:6:15: account[0].auto_answer: invalid type: string \"yes\", expected a boolean",
+    );
+}
+
+#[test]
+fn allow_intercom() {
+    let on = ok(&format!("{ACCOUNT}allow_intercom = true\n"));
+    assert!(on.accounts[0].allow_intercom);
+    // Independent of auto_answer.
+    assert!(!on.accounts[0].auto_answer);
+    assert!(!ok(&format!("{ACCOUNT}allow_intercom = false\n")).accounts[0].allow_intercom);
+    let both = ok(&format!(
+        "{ACCOUNT}auto_answer = true\nallow_intercom = true\n"
+    ));
+    assert!(both.accounts[0].auto_answer && both.accounts[0].allow_intercom);
+    // Per account: the second account keeps the default.
+    let two = ok(&format!(
+        "{ACCOUNT}allow_intercom = true\n[[account]]\nname = \"b\"\nuser = \"v\"\npassword = \"p\"\ndomain = \"d.example\"\n"
+    ));
+    assert!(two.accounts[0].allow_intercom);
+    assert!(!two.accounts[1].allow_intercom);
+    one(
+        &format!("{ACCOUNT}allow_intercom = 1\n"),
+        "t.toml:6:18: account[0].allow_intercom: invalid type: integer `1`, expected a boolean",
+    );
+    // An account option, not a global one.
+    let errors = errs_in(None, "allow_intercom = true\n");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("t.toml:1:1: allow_intercom: unknown key"),
+        "{errors:#?}"
     );
 }
 
@@ -423,7 +454,7 @@ fn unknown_keys_and_bad_sections() {
     );
     one(
         &format!("{ACCOUNT}autoanswer = true\n"),
-        "t.toml:6:1: account[0].autoanswer: unknown key (expected one of: name, user, auth_user, password, password_env, password_file, display_name, domain, registrar, outbound_proxy, expires_secs, registrar_fallback, auto_answer)",
+        "t.toml:6:1: account[0].autoanswer: unknown key (expected one of: name, user, auth_user, password, password_env, password_file, display_name, domain, registrar, outbound_proxy, expires_secs, registrar_fallback, auto_answer, allow_intercom)",
     );
     one(
         "media = 5\n",

@@ -400,6 +400,13 @@ impl Calls {
             .collect()
     }
 
+    /// Whether `id` is an inbound call still ringing (not answered, rejected or cancelled).
+    pub fn is_ringing(&self, id: &str) -> bool {
+        self.calls
+            .get(id)
+            .is_some_and(|call| call.incoming.is_some())
+    }
+
     /// Snapshots of every call in progress.
     pub fn snapshot(&self, now: Instant) -> Vec<CallInfo> {
         let mut calls: Vec<CallInfo> = self.calls.values().map(|c| c.info(now)).collect();

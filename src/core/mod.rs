@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod call;
 pub mod echo;
+pub mod intercom;
 pub mod message;
 pub mod registration;
 pub mod sdp;
@@ -146,6 +147,8 @@ pub struct Core {
     registrations: Vec<Registration>,
     calls: Calls,
     echo: echo::EchoExtension,
+    /// Inbound calls to answer later (intercom `answer-after`).
+    scheduled_answers: intercom::ScheduledAnswers,
     events: VecDeque<Event>,
     media_actions: VecDeque<MediaAction>,
     timers: TimerConfig,
@@ -173,6 +176,7 @@ impl Core {
             registrations,
             calls: Calls::new(config.media, config.passthrough_headers),
             echo: echo::EchoExtension::new(config.echo_media, config.timers),
+            scheduled_answers: intercom::ScheduledAnswers::default(),
             events: VecDeque::new(),
             media_actions: VecDeque::new(),
             timers: config.timers,
@@ -346,6 +350,12 @@ impl Core {
         }
         self.echo.handle_timeout(now, &mut self.transactions);
         self.with_calls(now, |calls, ctx| calls.handle_timeout(ctx));
+        let due = self
+            .scheduled_answers
+            .take_due(now, |id| self.calls.is_ringing(id));
+        for call in due {
+            self.intercom_answer(now, &call);
+        }
     }
 
     /// The next datagram to send.
@@ -382,6 +392,8 @@ impl Core {
             registration,
             self.echo.poll_timeout(),
             self.calls.poll_timeout(),
+            self.scheduled_answers
+                .poll_timeout(|id| self.calls.is_ringing(id)),
         ]
         .into_iter()
         .flatten()
@@ -529,15 +541,27 @@ impl Core {
                 return;
             }
             let auto_answer = account.as_ref().is_some_and(|a| a.auto_answer);
-            self.with_calls(now, |calls, ctx| {
-                let call =
-                    calls.incoming_invite(ctx, tx, &request, source, local, account.as_ref());
-                if let (Some(call), true) = (call, auto_answer)
-                    && let Err(error) = calls.answer(ctx, &call)
-                {
-                    tracing::warn!(%call, %error, "auto-answer failed");
-                }
+            let intercom_delay = account
+                .as_ref()
+                .and_then(|a| intercom::honoured_delay(a, &request));
+            let call = self.with_calls(now, |calls, ctx| {
+                calls.incoming_invite(ctx, tx, &request, source, local, account.as_ref())
             });
+            match (call, auto_answer, intercom_delay) {
+                (Some(call), true, _) => self.with_calls(now, |calls, ctx| {
+                    if let Err(error) = calls.answer(ctx, &call) {
+                        tracing::warn!(%call, %error, "auto-answer failed");
+                    }
+                }),
+                (Some(call), false, Some(delay)) if delay.is_zero() => {
+                    self.intercom_answer(now, &call);
+                }
+                (Some(call), false, Some(delay)) => {
+                    tracing::info!(%call, ?delay, "intercom: answering after the caller's delay");
+                    self.scheduled_answers.schedule(call, now + delay);
+                }
+                _ => {}
+            }
             return;
         }
         let response = match request.method {
@@ -590,6 +614,25 @@ impl Core {
             }
         };
         self.respond(now, tx, response);
+    }
+
+    /// Answers a ringing call on the caller's intercom request, unless another call is
+    /// connected (the intercom caller would hear it): then it keeps ringing for the agent.
+    fn intercom_answer(&mut self, now: Instant, call: &str) {
+        let busy =
+            self.calls.snapshot(now).iter().any(|other| {
+                other.id != call && other.state == crate::events::CallState::Established
+            });
+        if busy {
+            tracing::info!(%call, "intercom: another call is connected; ringing instead");
+            return;
+        }
+        tracing::info!(%call, "intercom: answering on the caller's request");
+        self.with_calls(now, |calls, ctx| {
+            if let Err(error) = calls.answer(ctx, call) {
+                tracing::warn!(%call, %error, "intercom auto-answer failed");
+            }
+        });
     }
 
     /// The account an inbound INVITE is for: the one whose user is in the Request-URI, else the

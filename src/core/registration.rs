@@ -67,6 +67,9 @@ pub struct AccountSetup {
     pub expires_secs: u32,
     /// Answer inbound calls at once (desk-phone replacement, unattended use).
     pub auto_answer: bool,
+    /// Honour intercom hints in inbound INVITEs (`Call-Info: ...;answer-after=N`, Alert-Info
+    /// auto-answer): see `core::intercom`.
+    pub allow_intercom: bool,
     /// Primary first, then the fallbacks in order.
     pub targets: Vec<RegistrarTarget>,
 }

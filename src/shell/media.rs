@@ -310,9 +310,11 @@ impl MediaEngine {
             return;
         }
         let next = self.media_clock.map_or(now, |clock| clock + TICK);
-        // Tone only: a tick more than half a tick early is the timer catching up on the time
-        // the engine was idle; playing those would skip the tone's cadence ahead.
-        if self.calls.is_empty() && next > now + TICK / 2 {
+        // A tick more than half a tick early is the timer (MissedTickBehavior::Burst, not
+        // polled while the engine was idle) catching up on the idle time: playing those would
+        // skip a tone's cadence ahead and, with a call, write the whole idle time into the
+        // playback device and send as many RTP packets at once.
+        if next > now + TICK / 2 {
             return;
         }
         // Behind by more than a few ticks (a long stall): give up the lost time rather than
@@ -715,6 +717,78 @@ mod tests {
         engine.set_progress_tone(None);
         assert!(!engine.is_active() && engine.playback.is_none());
         assert!(engine.played.iter().all(|&s| s == 0));
+    }
+
+    /// A call's media after an idle spell: the interval's burst of missed ticks must not be
+    /// played (a file playback would grow by the idle time, the peer get a flood of RTP).
+    #[tokio::test]
+    async fn a_call_after_idle_time_plays_one_frame_per_tick() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut engine = engine(
+            DeviceSpec::Null,
+            DeviceSpec::File(dir.path().join("out.wav")),
+        );
+        // An earlier call left the media clock behind; then the engine was idle for 5 s.
+        let earlier = crate::shell::now();
+        engine.media_clock = Some(earlier);
+        let start = earlier + Duration::from_secs(5);
+        let Some(rtp) = free_rtp_pair().await else {
+            return;
+        };
+        let audio = NegotiatedAudio {
+            remote_rtp: "127.0.0.1:9".parse().expect("address"),
+            codec: crate::core::sdp::PayloadFormat::new(CodecKind::Pcmu, 0, None),
+            telephone_event_pt: None,
+            direction: Direction::SendRecv,
+            ptime_ms: 20,
+            srtp: None,
+        };
+        engine
+            .apply(
+                start,
+                MediaAction::Start {
+                    call: "c".into(),
+                    local_rtp: rtp,
+                    audio,
+                },
+            )
+            .await;
+        assert!(!engine.calls.is_empty(), "call media started on {rtp}");
+        let written = |engine: &MediaEngine| {
+            engine
+                .playback
+                .as_ref()
+                .map_or(0, |p| p.sink.stats().samples)
+        };
+        engine.tick(start).await;
+        // The interval's burst: many ticks within a millisecond.
+        for _ in 0..50 {
+            engine.tick(start + Duration::from_micros(500)).await;
+        }
+        assert_eq!(written(&engine), TICK_SAMPLES as u64, "one tick played");
+        engine.tick(start + TICK).await;
+        assert_eq!(written(&engine), 2 * TICK_SAMPLES as u64);
+        // A late tick (CPU starvation) is still caught up, not skipped.
+        engine.tick(start + TICK * 4).await;
+        engine.tick(start + TICK * 4).await;
+        assert_eq!(written(&engine), 4 * TICK_SAMPLES as u64);
+        engine.stop_all();
+    }
+
+    /// A loopback port pair (even RTP, RTCP + 1) that is free right now.
+    async fn free_rtp_pair() -> Option<SocketAddr> {
+        for _ in 0..100 {
+            let probe = UdpSocket::bind("127.0.0.1:0").await.ok()?;
+            let rtp = probe.local_addr().ok()?;
+            if rtp.port() % 2 == 1 {
+                continue;
+            }
+            let rtcp = UdpSocket::bind(rtcp_of(rtp)).await;
+            if rtcp.is_ok() {
+                return Some(rtp);
+            }
+        }
+        None
     }
 
     #[tokio::test]

@@ -624,6 +624,7 @@ async fn account_setup(
         domain: account.domain.clone(),
         expires_secs: account.expires_secs,
         auto_answer: account.auto_answer,
+        allow_intercom: account.allow_intercom,
         targets,
     })
 }

@@ -38,6 +38,7 @@ pub fn account(registrars: &[&str], transport: TransportKind) -> AccountSetup {
         domain: "example.test".into(),
         expires_secs: 600,
         auto_answer: false,
+        allow_intercom: false,
         targets: registrars
             .iter()
             .map(|registrar| RegistrarTarget {

@@ -51,6 +51,8 @@ pub struct Phone {
     pub withhold_ack: bool,
     /// Extra header lines (each ending in CRLF) for the phone's 200 OK responses.
     pub answer_headers: String,
+    /// Extra header lines (each ending in CRLF) for the phone's INVITEs to Ringside.
+    pub invite_headers: String,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +81,7 @@ impl Phone {
             held_reinvite: None,
             withhold_ack: false,
             answer_headers: String::new(),
+            invite_headers: String::new(),
         }
     }
 
@@ -280,13 +283,14 @@ impl Phone {
         let text = format!(
             "INVITE {} SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_ADDR};branch={}\r\nMax-Forwards: 70\r\n\
 From: \"Bob\" <sip:1002@example.test>;tag={}\r\nTo: <sip:1001@example.test>\r\nCall-ID: {}\r\n\
-CSeq: {} INVITE\r\nContact: <sip:1002@{PHONE_ADDR}>\r\nX-Ticket-Id: T-42\r\nContent-Type: application/sdp\r\n\
+CSeq: {} INVITE\r\nContact: <sip:1002@{PHONE_ADDR}>\r\nX-Ticket-Id: T-42\r\n{}Content-Type: application/sdp\r\n\
 Content-Length: {}\r\n\r\n{offer}",
             dialog.ringside_uri,
             self.next_branch(),
             dialog.local_tag,
             dialog.call_id,
             self.cseq,
+            self.invite_headers,
             offer.len()
         );
         self.dialog = Some(dialog);

@@ -21,6 +21,7 @@
 pub mod baresip;
 pub mod kamailio;
 pub mod ringside;
+pub mod sipp;
 pub mod tone;
 
 use std::collections::HashSet;
