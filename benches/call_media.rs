@@ -96,7 +96,7 @@ fn start_ringside(
         .expect("spawn ringside");
     let registered = poll_until(SETTLE, Duration::from_millis(50), || {
         let status = ringside.status_json().ok()?;
-        (status["accounts"][0]["state"] == "registered").then_some(())
+        (status["registrations"][0]["state"] == "registered").then_some(())
     });
     assert!(
         registered.is_some(),

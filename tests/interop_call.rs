@@ -200,14 +200,7 @@ fn baresip_calls_ringside_through_kamailio_with_opus_and_both_hear_each_other() 
 /// Ringside's events so far: the JSON of every event line it logged on stderr
 /// (`... ringside::event: {"type":"call.held",...}`), in order.
 fn ringside_events(ringside: &RingsideProcess) -> Vec<Value> {
-    ringside
-        .stderr()
-        .lines()
-        .filter_map(|line| {
-            let json = &line[line.find("{\"type\":")?..];
-            serde_json::from_str(json).ok()
-        })
-        .collect()
+    ringside.events()
 }
 
 /// Ringside's events of type `kind`.

@@ -95,7 +95,7 @@ fn start(account_options: &str) -> Option<Setup> {
         .expect("ringside");
     let registered = poll_until(SETTLE, POLL, || {
         let status = ringside.status_json().ok()?;
-        (status["accounts"][0]["state"] == "registered").then_some(())
+        (status["registrations"][0]["state"] == "registered").then_some(())
     });
     assert!(registered.is_some(), "ringside did not register");
     Some(Setup {
@@ -143,14 +143,7 @@ fn sipp_calls(setup: &Setup, dir: &Path, scenario: &str, extra: &[&str]) -> Sipp
 // ----- Ringside's event log (JSON lines on stderr, target ringside::event) -----
 
 fn ringside_events(ringside: &RingsideProcess) -> Vec<Value> {
-    ringside
-        .stderr()
-        .lines()
-        .filter_map(|line| {
-            let json = &line[line.find("{\"type\":")?..];
-            serde_json::from_str(json).ok()
-        })
-        .collect()
+    ringside.events()
 }
 
 fn events_of(ringside: &RingsideProcess, kind: &str) -> Vec<Value> {

@@ -179,6 +179,18 @@ impl RingsideProcess {
         Some((addr, token.trim().to_owned()))
     }
 
+    /// The events Ringside logged so far (each a JSON line on stderr, target `ringside::event`).
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        const MARKER: &str = "ringside::event: ";
+        self.stderr()
+            .lines()
+            .filter_map(|line| {
+                let json = &line[line.find(MARKER)? + MARKER.len()..];
+                serde_json::from_str(json).ok()
+            })
+            .collect()
+    }
+
     /// The exit status if the process has exited.
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
