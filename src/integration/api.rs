@@ -590,6 +590,10 @@ pub fn load_or_create_token(path: &Path) -> Result<String, ApiError> {
         .mode(0o600)
         .open(path)
         .map_err(error)?;
+    // `mode` applies only when the file is created: an existing empty file keeps its mode,
+    // so make it private before the token goes in.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(error)?;
     file.write_all(token.as_bytes()).map_err(error)?;
     file.write_all(b"\n").map_err(error)?;
     tracing::info!(path = %path.display(), "created the API token file");
@@ -639,5 +643,18 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(load_or_create_token(&path).unwrap(), token);
+    }
+
+    #[test]
+    fn a_fresh_token_in_an_existing_empty_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-token");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let token = load_or_create_token(&path).unwrap();
+        assert_eq!(token.len(), 64);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }
