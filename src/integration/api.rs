@@ -41,7 +41,9 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_WAIT_SECS: u64 = 60;
 /// Most events in one long-poll answer.
 const LONG_POLL_LIMIT: usize = 1000;
-/// Failed authentications per minute before every request is refused for the rest of it.
+/// Failed authentications per minute answered 401; past them, every further failure in that
+/// minute is answered 429. A request with the right token still passes: any web page can make
+/// the browser send token-less requests, and must not lock the CRM out of the API that way.
 const AUTH_FAILURES_PER_MINUTE: u32 = 10;
 
 /// The API's checked-in OpenAPI document (docs/openapi.json).
@@ -150,29 +152,44 @@ fn control_error(error: ControlError) -> Response {
     error_response(status, error.code, message)
 }
 
-/// The gates every request passes (see the module docs).
+/// The gates every request passes (see the module docs). Each refusal is audited (target
+/// `ringside::audit`) with the method, the path and the origin, never the query or a header
+/// that may hold the token.
 async fn gatekeeper(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    if !host_is_ours(headers, state.port) {
-        return error_response(
-            StatusCode::MISDIRECTED_REQUEST,
-            ErrorCode::MisdirectedRequest,
-            "the Host header must be 127.0.0.1, localhost or [::1] with the API's port",
-        );
-    }
     let origin = headers
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .map(str::to_owned);
+    let refuse = |status: StatusCode, code: ErrorCode, reason: &str, message: &str| {
+        tracing::warn!(
+            target: "ringside::audit",
+            origin = origin.as_deref().unwrap_or("-"),
+            host = ?headers.get(header::HOST),
+            method = %request.method(),
+            path = %request.uri().path(),
+            "API request refused: {reason}"
+        );
+        error_response(status, code, message)
+    };
+    if !host_is_ours(headers, state.port) {
+        return refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            ErrorCode::MisdirectedRequest,
+            "foreign Host (DNS rebinding?)",
+            "the Host header must be 127.0.0.1, localhost or [::1] with the API's port",
+        );
+    }
     if let Some(origin) = &origin
         && !state
             .allowed_origins
             .iter()
             .any(|allowed| allowed == origin)
     {
-        return error_response(
+        return refuse(
             StatusCode::FORBIDDEN,
             ErrorCode::ForbiddenOrigin,
+            "web origin not in [api] allowed_origins",
             "this web origin is not in [api] allowed_origins",
         );
     }
@@ -187,9 +204,10 @@ async fn gatekeeper(State(state): State<Arc<ApiState>>, request: Request, next: 
         let key = pair.split('=').next().unwrap_or_default();
         key.eq_ignore_ascii_case("token") || key.eq_ignore_ascii_case("access_token")
     }) {
-        return error_response(
+        return refuse(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadRequest,
+            "token in the URL",
             "never put the token in a URL; send it as Authorization: Bearer",
         );
     }
@@ -203,17 +221,18 @@ async fn gatekeeper(State(state): State<Arc<ApiState>>, request: Request, next: 
         } else {
             StatusCode::TOO_MANY_REQUESTS
         };
-        tracing::warn!(target: "ringside::audit", origin = origin.as_deref().unwrap_or("-"), path = %request.uri().path(), "API request refused: missing or wrong token");
-        return error_response(
+        return refuse(
             status,
             ErrorCode::Unauthorized,
+            "missing or wrong token",
             "missing or wrong API token (Authorization: Bearer <token from the token file>)",
         );
     }
     if request.method() == Method::POST && !is_json(headers) {
-        return error_response(
+        return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::BadRequest,
+            "a command without a JSON body (form post?)",
             "commands take a JSON body (Content-Type: application/json)",
         );
     }
