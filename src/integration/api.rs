@@ -29,7 +29,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use super::control::{CallCommand, ControlError, Controller, ErrorCode, RateLimiter, Requester};
@@ -517,16 +517,31 @@ async fn post_dial(State(state): State<Arc<ApiState>>, headers: HeaderMap, body:
     }
 }
 
+/// The body of `POST /v1/calls/{id}/{action}`: the parameters any action takes, typed, so a
+/// misspelt field or a wrong type (`"code": "603"`, `"code": 70000`) is a 400 instead of being
+/// dropped for a default (a reject meant as 603 going out as 486).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digits: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+}
+
 async fn post_call_action(
     State(state): State<Arc<ApiState>>,
     UrlPath((id, action)): UrlPath<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body: serde_json::Value = match read_json(body).await {
+    let body: ActionBody = match read_json(body).await {
         Ok(body) => body,
         Err(response) => return response,
     };
+    let body = serde_json::to_value(body).unwrap_or_default();
     let Some(command) = CallCommand::for_call(&action, id, &body) else {
         return error_response(
             StatusCode::NOT_FOUND,
