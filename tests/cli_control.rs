@@ -396,9 +396,60 @@ fn a_second_instance_on_the_same_socket_refuses_to_start() {
 #[test]
 fn a_stale_socket_is_replaced_at_the_next_start() {
     let home = RingsideHome::new().unwrap();
-    std::fs::create_dir(home.path().join("runtime/ringside")).unwrap();
+    let dir = home.path().join("runtime/ringside");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     drop(std::os::unix::net::UnixListener::bind(socket_path(home.path())).unwrap());
     let instance = Instance::start_in(Path::new(RINGSIDE), home, &InstanceConfig::default(), &[]);
+    let id = dial(&instance, &["dial", &instance.echo_uri()]);
+    wait_call(&instance, &id, "established");
+}
+
+#[test]
+fn a_socket_directory_open_to_others_is_refused_not_changed() {
+    let home = RingsideHome::new().unwrap();
+    let shared = home.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = InstanceConfig {
+        api: format!("socket_path = \"{}/ringside.sock\"", shared.display()),
+        ..InstanceConfig::default()
+    };
+    let path = home
+        .write_file("first.toml", &config.render(support::free_port()))
+        .unwrap();
+    let mut first = Command::new(RINGSIDE)
+        .args(["run", "--config", path.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .envs(home.envs())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if poll_until(SETTLE, POLL, || first.try_wait().unwrap()).is_none() {
+        let _ = first.kill();
+        let _ = first.wait();
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
+        panic!("ringside started with its socket in a 0755 directory (now {mode:o})");
+    }
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let message = stderr(&out);
+    assert!(
+        message.contains("open to other users") && message.contains(&shared.display().to_string()),
+        "the refusal says why and where: {message}"
+    );
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o755,
+        "a directory Ringside did not create is left as it was"
+    );
+
+    // Made private, the same directory is fine.
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let instance = Instance::start_in(Path::new(RINGSIDE), home, &config, &[]);
+    assert!(shared.join("ringside.sock").exists());
     let id = dial(&instance, &["dial", &instance.echo_uri()]);
     wait_call(&instance, &id, "established");
 }

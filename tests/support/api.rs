@@ -87,7 +87,15 @@ impl Instance {
                     process.stderr()
                 );
             }
-            process.api(Duration::ZERO)
+            // `status --json` with this config: it names the control socket.
+            let out = process
+                .run_cli(&["--config", &config_path, "status", "--json"])
+                .ok()?;
+            let status: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let addr: SocketAddr = status["instance"]["api"].as_str()?.parse().ok()?;
+            let token =
+                std::fs::read_to_string(process.dir().join("config/ringside/api-token")).ok()?;
+            Some((addr, token.trim().to_owned()))
         });
         let Some((api_addr, token)) = api else {
             panic!(
