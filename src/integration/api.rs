@@ -13,7 +13,9 @@
 //!           ─► route ─► Controller (dial policy, rate limit, audit) ─► engine
 //! ```
 //! Browsers cannot set headers on a WebSocket, so a WebSocket may instead offer the token as
-//! the subprotocol `bearer.<token>` (never in the URL).
+//! the subprotocol `bearer.<token>` (never in the URL), together with `ringside.v1`, the one
+//! the server selects: a browser drops a connection that gets none of its offers back, and
+//! echoing the token would put it in the response.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -35,6 +37,9 @@ use tokio::net::TcpListener;
 use super::control::{CallCommand, ControlError, Controller, ErrorCode, RateLimiter, Requester};
 use super::stream::{self, LineSink};
 
+/// The WebSocket subprotocol the server selects (the one a browser gets back when it sends its
+/// token as `bearer.<token>`).
+const WS_PROTOCOL: &str = "ringside.v1";
 /// Largest request body accepted.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest long-poll wait.
@@ -364,16 +369,27 @@ async fn get_events(
             Ok(upgrade) => upgrade,
             Err(rejection) => return rejection.into_response(),
         };
-        let offered_bearer = parts
+        let offered: Vec<&str> = parts
             .headers
-            .get(header::SEC_WEBSOCKET_PROTOCOL)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("bearer."));
-        let upgrade = if offered_bearer {
-            upgrade.protocols(["ringside.v1"])
-        } else {
-            upgrade
-        };
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        // A client that offers subprotocols drops the connection unless one comes back, and
+        // the token must never be the one echoed back.
+        if offered.iter().any(|p| p.starts_with("bearer.")) && !offered.contains(&WS_PROTOCOL) {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                format!(
+                    "offer the subprotocol {WS_PROTOCOL} along with bearer.<token>, e.g. \
+                     new WebSocket(url, [\"{WS_PROTOCOL}\", \"bearer.\" + token])"
+                ),
+            );
+        }
+        let upgrade = upgrade.protocols([WS_PROTOCOL]);
         let hub = state.controller.hub().clone();
         return upgrade.on_upgrade(move |socket| websocket(socket, hub, query.after));
     }
