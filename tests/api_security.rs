@@ -865,3 +865,184 @@ fn the_openapi_document_is_the_checked_in_one_and_lists_every_route() {
     assert_eq!(reply.status, 404);
     assert_eq!(reply.error_code(), "not_found");
 }
+
+// ---------------------------------------------------------------------------------------
+// The WebSocket: the same gates, and the handshake a browser can make
+// ---------------------------------------------------------------------------------------
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `/v1/events{query}` as a WebSocket with `headers`; the HTTP answer when refused.
+async fn ws_connect(
+    instance: &Instance,
+    query: &str,
+    headers: &[(&str, String)],
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    String,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    let mut request = format!("ws://{}/v1/events{query}", instance.api_addr)
+        .into_client_request()
+        .unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(connected) => Ok(connected),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(format!(
+            "{} {}",
+            response.status().as_u16(),
+            String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+        )),
+        Err(other) => Err(format!("handshake failed: {other}")),
+    }
+}
+
+/// The next text message as JSON (pings skipped).
+async fn ws_next(ws: &mut Ws) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(SETTLE, ws.next())
+            .await
+            .expect("a WebSocket message in time")
+            .expect("the stream is open")
+            .expect("a WebSocket message");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected WebSocket message {other:?}"),
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_websocket_passes_the_same_gates() {
+    let instance = start_with_crm_origin();
+    let token = instance.token.clone();
+    let port = instance.api_addr.port();
+    let bearer = ("authorization", format!("Bearer {token}"));
+    runtime().block_on(async {
+        for (what, query, headers, status) in [
+            ("no token", "", vec![], "401"),
+            (
+                "a wrong token",
+                "",
+                vec![("authorization", "Bearer nope".to_owned())],
+                "401",
+            ),
+            (
+                "a wrong token as subprotocol",
+                "",
+                vec![(
+                    "sec-websocket-protocol",
+                    "ringside.v1, bearer.nope".to_owned(),
+                )],
+                "401",
+            ),
+            (
+                "a foreign origin",
+                "",
+                vec![
+                    bearer.clone(),
+                    ("origin", "https://evil.example".to_owned()),
+                ],
+                "403",
+            ),
+            (
+                "a foreign Host",
+                "",
+                vec![bearer.clone(), ("host", format!("evil.example:{port}"))],
+                "421",
+            ),
+            (
+                "the token in the URL",
+                &format!("?access_token={token}") as &str,
+                vec![bearer.clone()],
+                "400",
+            ),
+        ] {
+            let refused = ws_connect(&instance, query, &headers).await;
+            match refused {
+                Err(answer) => assert!(answer.starts_with(status), "{what}: {answer}"),
+                Ok(_) => panic!("{what}: the WebSocket was opened"),
+            }
+        }
+
+        // A local tool: the Authorization header. The stream starts with the state.
+        let (mut ws, _) = ws_connect(&instance, "", &[bearer.clone()]).await.unwrap();
+        let snapshot = ws_next(&mut ws).await;
+        assert_eq!(snapshot["type"], "state.snapshot", "{snapshot:#}");
+    });
+}
+
+#[test]
+fn a_browser_can_open_the_websocket_with_its_token_as_a_subprotocol() {
+    let instance = start_with_crm_origin();
+    let http = instance.http();
+    let token = instance.token.clone();
+    let call = barrier_call(&instance, &http);
+    runtime().block_on(async {
+        // What `new WebSocket(url, ["ringside.v1", "bearer." + token])` sends from the CRM.
+        let (mut ws, response) = ws_connect(
+            &instance,
+            "?after=0",
+            &[
+                ("origin", CRM.to_owned()),
+                (
+                    "sec-websocket-protocol",
+                    format!("ringside.v1, bearer.{token}"),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+        let selected = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(selected.as_deref(), Some("ringside.v1"), "never the token");
+        let first = ws_next(&mut ws).await;
+        assert_eq!(
+            first["type"], "call.dialing",
+            "the replay after 0: {first:#}"
+        );
+        assert_eq!(first["seq"], 1);
+        assert_eq!(first["call"]["id"], call.as_str());
+
+        // Offering only the token would make a browser drop the connection (it needs one
+        // of its offered subprotocols back): refused with a reason instead.
+        let refused = ws_connect(
+            &instance,
+            "",
+            &[
+                ("origin", CRM.to_owned()),
+                ("sec-websocket-protocol", format!("bearer.{token}")),
+            ],
+        )
+        .await;
+        match refused {
+            Err(answer) => assert!(
+                answer.starts_with("400") && answer.contains("ringside.v1"),
+                "{answer}"
+            ),
+            Ok(_) => panic!("a bearer-only offer was accepted with no subprotocol to return"),
+        }
+    });
+}
