@@ -157,19 +157,48 @@ fn control_error(error: ControlError) -> Response {
     error_response(status, error.code, message)
 }
 
-/// The gates every request passes (see the module docs). Each refusal is audited (target
-/// `ringside::audit`) with the method, the path and the origin, never the query or a header
-/// that may hold the token.
+/// The gates every request passes (see the module docs).
 async fn gatekeeper(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let origin = headers
+    let origin = request
+        .headers()
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .map(str::to_owned);
+    let mut response = match gates(&state, &request, origin.as_deref()) {
+        Gate::Answer(response) => return response,
+        // The origin (if any) is allowed: a refusal carries its CORS grant too, so the page
+        // can read why (a rotated token, a form post) instead of an opaque network error.
+        Gate::Refuse(response) => response,
+        Gate::Pass => next.run(request).await,
+    };
+    if let Some(origin) = origin
+        && let Ok(value) = HeaderValue::from_str(&origin)
+    {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+/// What the gates decided.
+enum Gate {
+    /// Answered here, without a CORS grant (a foreign Host or origin, or a preflight).
+    Answer(Response),
+    /// Refused, from an allowed origin (or none).
+    Refuse(Response),
+    /// On to the route.
+    Pass,
+}
+
+/// The gates, in order. Each refusal is audited (target `ringside::audit`) with the method,
+/// the path, the origin and the Host, never the query or a header that may hold the token.
+fn gates(state: &ApiState, request: &Request, origin: Option<&str>) -> Gate {
+    let headers = request.headers();
     let refuse = |status: StatusCode, code: ErrorCode, reason: &str, message: &str| {
         tracing::warn!(
             target: "ringside::audit",
-            origin = origin.as_deref().unwrap_or("-"),
+            origin = origin.unwrap_or("-"),
             host = ?headers.get(header::HOST),
             method = %request.method(),
             path = %request.uri().path(),
@@ -178,43 +207,43 @@ async fn gatekeeper(State(state): State<Arc<ApiState>>, request: Request, next: 
         error_response(status, code, message)
     };
     if !host_is_ours(headers, state.port) {
-        return refuse(
+        return Gate::Answer(refuse(
             StatusCode::MISDIRECTED_REQUEST,
             ErrorCode::MisdirectedRequest,
             "foreign Host (DNS rebinding?)",
             "the Host header must be 127.0.0.1, localhost or [::1] with the API's port",
-        );
+        ));
     }
-    if let Some(origin) = &origin
+    if let Some(origin) = origin
         && !state
             .allowed_origins
             .iter()
             .any(|allowed| allowed == origin)
     {
-        return refuse(
+        return Gate::Answer(refuse(
             StatusCode::FORBIDDEN,
             ErrorCode::ForbiddenOrigin,
             "web origin not in [api] allowed_origins",
             "this web origin is not in [api] allowed_origins",
-        );
+        ));
     }
     if request.method() == Method::OPTIONS {
-        return match &origin {
+        return Gate::Answer(match origin {
             Some(origin) => preflight(origin),
             None => StatusCode::NO_CONTENT.into_response(),
-        };
+        });
     }
     let query = request.uri().query().unwrap_or_default();
     if query.split('&').any(|pair| {
         let key = pair.split('=').next().unwrap_or_default();
         key.eq_ignore_ascii_case("token") || key.eq_ignore_ascii_case("access_token")
     }) {
-        return refuse(
+        return Gate::Refuse(refuse(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadRequest,
             "token in the URL",
             "never put the token in a URL; send it as Authorization: Bearer",
-        );
+        ));
     }
     let now_secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -226,30 +255,22 @@ async fn gatekeeper(State(state): State<Arc<ApiState>>, request: Request, next: 
         } else {
             StatusCode::TOO_MANY_REQUESTS
         };
-        return refuse(
+        return Gate::Refuse(refuse(
             status,
             ErrorCode::Unauthorized,
             "missing or wrong token",
             "missing or wrong API token (Authorization: Bearer <token from the token file>)",
-        );
+        ));
     }
     if request.method() == Method::POST && !is_json(headers) {
-        return refuse(
+        return Gate::Refuse(refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::BadRequest,
             "a command without a JSON body (form post?)",
             "commands take a JSON body (Content-Type: application/json)",
-        );
+        ));
     }
-    let mut response = next.run(request).await;
-    if let Some(origin) = origin
-        && let Ok(value) = HeaderValue::from_str(&origin)
-    {
-        let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-    }
-    response
+    Gate::Pass
 }
 
 /// DNS rebinding defence: the name the client used must be a loopback name with our port.
