@@ -360,6 +360,30 @@ fn an_allowed_origin_gets_exactly_its_own_cors_grant() {
         Some(CRM)
     );
 
+    // Refusals to the allowed origin are readable by its page (not an opaque network error).
+    let reply = http.send(
+        http.request(Method::GET, "/v1/state")
+            .bearer_auth("a-rotated-token")
+            .header("origin", CRM),
+    );
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert_eq!(
+        reply.header("access-control-allow-origin").as_deref(),
+        Some(CRM)
+    );
+    let reply = http.send(
+        http.request(Method::POST, "/v1/calls")
+            .bearer_auth(&instance.token)
+            .header("origin", CRM)
+            .header("content-type", "text/plain")
+            .body("{}"),
+    );
+    assert_eq!(reply.status, 415, "{reply:?}");
+    assert_eq!(
+        reply.header("access-control-allow-origin").as_deref(),
+        Some(CRM)
+    );
+
     // Without an Origin (a local tool, not a browser) there is no CORS grant at all.
     let reply = http.get(&instance.token, "/v1/state");
     assert_eq!(reply.status, 200);
