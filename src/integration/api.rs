@@ -34,7 +34,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
-use super::control::{CallCommand, ControlError, Controller, ErrorCode, RateLimiter, Requester};
+use super::control::{
+    CallCommand, ControlError, Controller, ErrorCode, RateLimiter, Requester, unix_secs,
+};
 use super::stream::{self, LineSink};
 
 /// The WebSocket subprotocol the server selects (the one a browser gets back when it sends its
@@ -245,12 +247,8 @@ fn gates(state: &ApiState, request: &Request, origin: Option<&str>) -> Gate {
             "never put the token in a URL; send it as Authorization: Bearer",
         ));
     }
-    let now_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
     if !authorized(headers, &state.token) {
-        let status = if state.auth_failures.try_acquire(now_secs) {
+        let status = if state.auth_failures.try_acquire(unix_secs()) {
             StatusCode::UNAUTHORIZED
         } else {
             StatusCode::TOO_MANY_REQUESTS

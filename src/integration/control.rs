@@ -267,6 +267,16 @@ impl RateLimiter {
     }
 }
 
+/// Wall-clock seconds since the Unix epoch, for the per-minute windows of [`RateLimiter`].
+// The integration layer is shell code: it may read the clock (clippy.toml bans it for the core).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
 /// The shared front door to the engine. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Controller {
@@ -319,11 +329,7 @@ impl Controller {
         command: CallCommand,
         requester: &Requester,
     ) -> Result<CommandOk, ControlError> {
-        let now_secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        if !self.limiter.try_acquire(now_secs) {
+        if !self.limiter.try_acquire(unix_secs()) {
             return Err(ControlError::new(
                 ErrorCode::RateLimited,
                 "too many commands this minute; try again shortly",
