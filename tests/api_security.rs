@@ -1010,7 +1010,9 @@ fn the_websocket_passes_the_same_gates() {
         }
 
         // A local tool: the Authorization header. The stream starts with the state.
-        let (mut ws, _) = ws_connect(&instance, "", &[bearer.clone()]).await.unwrap();
+        let (mut ws, _) = ws_connect(&instance, "", std::slice::from_ref(&bearer))
+            .await
+            .unwrap();
         let snapshot = ws_next(&mut ws).await;
         assert_eq!(snapshot["type"], "state.snapshot", "{snapshot:#}");
     });
