@@ -307,8 +307,10 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        // The scheme is case-insensitive (RFC 9110 section 11.1): `bearer x` is `Bearer x`.
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let subprotocol = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
@@ -690,6 +692,22 @@ mod tests {
             assert_eq!(host_is_ours(&headers, 7655), ok, "{host}");
         }
         assert!(!host_is_ours(&HeaderMap::new(), 7655));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_is_not() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            authorized(&headers, "abcd")
+        };
+        assert!(with("Bearer abcd"));
+        assert!(with("bearer abcd"));
+        assert!(with("BEARER  abcd"));
+        assert!(!with("Bearer ABCD"));
+        assert!(!with("Basic abcd"));
+        assert!(!with("Bearerabcd"));
+        assert!(!with("abcd"));
     }
 
     #[test]
