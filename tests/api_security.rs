@@ -160,6 +160,14 @@ fn a_wrong_token_is_401() {
         assert_unauthorized(&reply, &what);
     }
     assert_eq!(http.get(token, "/v1/state").status, 200, "the right token");
+    let reply = http.send(
+        http.request(Method::GET, "/v1/state")
+            .header("authorization", format!("bearer {token}")),
+    );
+    assert_eq!(
+        reply.status, 200,
+        "the scheme is case-insensitive: {reply:?}"
+    );
 }
 
 #[test]
