@@ -4,7 +4,7 @@
 //! every web page the agent opens. Each request passes these gates, in this order:
 //!
 //! ```text
-//!   request ─► Host is 127.0.0.1/localhost/[::1] with our port? ──no──► 421 (DNS rebinding)
+//!   request ─► Host is an IP address or localhost, with our port?  ──no──► 421 (DNS rebinding)
 //!           ─► Origin (if any) in the allow-list?                ──no──► 403 (CSRF from pages)
 //!           ─► preflight (OPTIONS)? → CORS answer for that origin only, never `*`
 //!           ─► token in the URL?                                  ──yes─► 400 (leaks to logs)
@@ -213,7 +213,7 @@ fn gates(state: &ApiState, request: &Request, origin: Option<&str>) -> Gate {
             StatusCode::MISDIRECTED_REQUEST,
             ErrorCode::MisdirectedRequest,
             "foreign Host (DNS rebinding?)",
-            "the Host header must be 127.0.0.1, localhost or [::1] with the API's port",
+            "the Host header must be an IP address or localhost, with the API's port",
         ));
     }
     if let Some(origin) = origin
@@ -271,14 +271,23 @@ fn gates(state: &ApiState, request: &Request, origin: Option<&str>) -> Gate {
     Gate::Pass
 }
 
-/// DNS rebinding defence: the name the client used must be a loopback name with our port.
+/// DNS rebinding defence: the client must have named us by an IP address or `localhost`, with
+/// our port. A rebinding attack needs a DNS name of the attacker's (`evil.example` resolving
+/// to 127.0.0.1), so any other name is refused; an IP literal cannot be rebound, and a page
+/// whose origin is `http://<IP>:<our port>` would be served by this API, which serves no page.
+/// (Accepting every IP, not only 127.0.0.1, lets `listen` be another loopback address or,
+/// with `allow_non_loopback`, a LAN address the clients use.)
 fn host_is_ours(headers: &HeaderMap, port: u16) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
-    ["127.0.0.1", "localhost", "[::1]"]
-        .iter()
-        .any(|name| host.eq_ignore_ascii_case(&format!("{name}:{port}")))
+    if let Some(name) = host.strip_suffix(&format!(":{port}"))
+        && name.eq_ignore_ascii_case("localhost")
+    {
+        return true;
+    }
+    host.parse::<SocketAddr>()
+        .is_ok_and(|addr| addr.port() == port)
 }
 
 fn preflight(origin: &str) -> Response {
@@ -676,7 +685,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_must_be_a_loopback_name_with_our_port() {
+    fn host_must_be_an_ip_address_or_localhost_with_our_port() {
         let mut headers = HeaderMap::new();
         for (host, ok) in [
             ("127.0.0.1:7655", true),
@@ -687,6 +696,15 @@ mod tests {
             ("127.0.0.1", false),
             ("evil.example:7655", false),
             ("localhost.evil.example:7655", false),
+            ("127.0.0.2:7655", true),
+            ("192.0.2.10:7655", true),
+            ("[::ffff:127.0.0.1]:7655", true),
+            ("192.0.2.10:7656", false),
+            ("0127.0.0.1:7655", false),
+            ("127.1:7655", false),
+            ("localhost:7655.evil.example:7655", false),
+            ("localhost", false),
+            ("[::1]", false),
         ] {
             headers.insert(header::HOST, HeaderValue::from_static(host));
             assert_eq!(host_is_ours(&headers, 7655), ok, "{host}");
