@@ -293,6 +293,28 @@ fn foreign_host_names_are_misdirected_421() {
     assert_only_call(&instance, &http, &barrier);
 }
 
+#[test]
+fn the_api_on_another_loopback_address_answers_by_that_address() {
+    let instance = start(&InstanceConfig {
+        listen: Some("127.0.0.2:0".into()),
+        ..InstanceConfig::default()
+    });
+    assert_eq!(instance.api_addr.ip().to_string(), "127.0.0.2");
+    let http = instance.http();
+    let port = instance.api_addr.port();
+    // reqwest names it by its address, as any client given `http://127.0.0.2:PORT` would.
+    let reply = http.get(&instance.token, "/v1/state");
+    assert_eq!(reply.status, 200, "Host: 127.0.0.2:{port}: {reply:?}");
+    for host in [format!("evil.example:{port}"), "127.0.0.2:1".to_owned()] {
+        let reply = http.send(
+            http.request(Method::GET, "/v1/state")
+                .bearer_auth(&instance.token)
+                .header("host", &host),
+        );
+        assert_eq!(reply.status, 421, "Host: {host}: {reply:?}");
+    }
+}
+
 const CRM: &str = "https://crm.example";
 
 fn start_with_crm_origin() -> Instance {
@@ -683,6 +705,7 @@ fn every_command_is_audited_and_the_token_is_never_logged() {
         &InstanceConfig {
             api: format!("allowed_origins = [\"{CRM}\"]"),
             extra: "[dial_policy]\ndeny = [\"+1900*\"]\n".into(),
+            ..InstanceConfig::default()
         },
         &["--log", "debug"],
     );

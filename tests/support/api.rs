@@ -24,7 +24,9 @@ pub const POLL: Duration = Duration::from_millis(50);
 /// What goes into a test instance's configuration file.
 #[derive(Debug, Default, Clone)]
 pub struct InstanceConfig {
-    /// Lines added to the `[api]` table (which always has `listen = "127.0.0.1:0"`).
+    /// `[api] listen`; default `127.0.0.1:0` (a free port, so parallel tests never collide).
+    pub listen: Option<String>,
+    /// Lines added to the `[api]` table (which always has `listen`).
     pub api: String,
     /// Whole extra tables (`[dial_policy]` ...).
     pub extra: String,
@@ -34,9 +36,10 @@ impl InstanceConfig {
     /// The configuration text for SIP port `sip_port`.
     pub fn render(&self, sip_port: u16) -> String {
         format!(
-            "[api]\nlisten = \"127.0.0.1:0\"\n{api}\n\n\
+            "[api]\nlisten = \"{listen}\"\n{api}\n\n\
              [sip]\nlisten = [\"udp:127.0.0.1:{sip_port}\"]\n\n\
              [audio]\ncapture = \"null\"\nplayback = \"null\"\n\n{extra}\n",
+            listen = self.listen.as_deref().unwrap_or("127.0.0.1:0"),
             api = self.api,
             extra = self.extra,
         )
