@@ -91,15 +91,41 @@ pub enum CliCommand {
 /// URL schemes `ringside URL` accepts without a subcommand (as a desktop URL handler calls it).
 pub const URL_SCHEMES: [&str; 4] = ["tel:", "sip:", "sips:", "callto:"];
 
-/// `ringside tel:+331234` means `ringside open-url tel:+331234`.
+/// `ringside tel:+331234` means `ringside open-url tel:+331234`, also after global options
+/// (`ringside --config office.toml tel:+331234`).
 pub fn rewrite_url_argument(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let is_url = args.get(1).and_then(|arg| arg.to_str()).is_some_and(|arg| {
-        URL_SCHEMES.iter().any(|scheme| {
-            arg.len() >= scheme.len() && arg[..scheme.len()].eq_ignore_ascii_case(scheme)
-        })
-    });
+    let command = <Cli as clap::CommandFactory>::command();
+    // Skip the leading global options (and their values) to reach the first positional.
+    let mut position = 1;
+    while let Some(arg) = args.get(position).and_then(|arg| arg.to_str()) {
+        let Some(option) = arg.strip_prefix("--") else {
+            break;
+        };
+        let (name, inline_value) = match option.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (option, false),
+        };
+        let Some(takes_value) = command
+            .get_arguments()
+            .find(|a| a.is_global_set() && a.get_long() == Some(name))
+            .map(|a| a.get_action().takes_values())
+        else {
+            break;
+        };
+        position += if takes_value && !inline_value { 2 } else { 1 };
+    }
+    let is_url = args
+        .get(position)
+        .and_then(|arg| arg.to_str())
+        .is_some_and(|arg| {
+            URL_SCHEMES.iter().any(|scheme| {
+                arg.len() >= scheme.len()
+                    && arg.is_char_boundary(scheme.len())
+                    && arg[..scheme.len()].eq_ignore_ascii_case(scheme)
+            })
+        });
     if is_url {
-        args.insert(1, "open-url".into());
+        args.insert(position, "open-url".into());
     }
     args
 }
@@ -126,5 +152,32 @@ mod tests {
         let cli =
             Cli::try_parse_from(rewrite_url_argument(args(&["ringside", "callto:+1555"]))).unwrap();
         assert!(matches!(cli.command, Some(CliCommand::OpenUrl { url }) if url == "callto:+1555"));
+        assert_eq!(
+            rewrite_url_argument(args(&["ringside", "--config", "a.toml", "tel:+1"])),
+            args(&["ringside", "--config", "a.toml", "open-url", "tel:+1"])
+        );
+        assert_eq!(
+            rewrite_url_argument(args(&["ringside", "--log=debug", "--sip-trace", "sip:a@b"])),
+            args(&[
+                "ringside",
+                "--log=debug",
+                "--sip-trace",
+                "open-url",
+                "sip:a@b"
+            ])
+        );
+        // A URL-looking option value is not the URL argument.
+        assert_eq!(
+            rewrite_url_argument(args(&["ringside", "--config", "tel:x", "status"])),
+            args(&["ringside", "--config", "tel:x", "status"])
+        );
+        assert_eq!(
+            rewrite_url_argument(args(&["ringside", "--json", "tel:+1"])),
+            args(&["ringside", "--json", "tel:+1"])
+        );
+        assert_eq!(
+            rewrite_url_argument(args(&["ringside", "abc\u{e9}"])),
+            args(&["ringside", "abc\u{e9}"])
+        );
     }
 }

@@ -290,7 +290,7 @@ fn status(config_path: Option<PathBuf>, json: bool) -> ExitCode {
         state["instance"]["pid"],
         state["instance"]["listen"]
             .as_array()
-            .map(|l| l.iter().map(&text).collect::<Vec<_>>().join(", "))
+            .map(|l| l.iter().map(text).collect::<Vec<_>>().join(", "))
             .unwrap_or_default(),
         text(&state["agent"]["state"]),
         state["seq"]

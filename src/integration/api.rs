@@ -4,7 +4,7 @@
 //! every web page the agent opens. Each request passes these gates, in this order:
 //!
 //! ```text
-//!   request ─► Host is 127.0.0.1/localhost/[::1] with our port? ──no──► 421 (DNS rebinding)
+//!   request ─► Host is an IP address or localhost, with our port?  ──no──► 421 (DNS rebinding)
 //!           ─► Origin (if any) in the allow-list?                ──no──► 403 (CSRF from pages)
 //!           ─► preflight (OPTIONS)? → CORS answer for that origin only, never `*`
 //!           ─► token in the URL?                                  ──yes─► 400 (leaks to logs)
@@ -13,7 +13,9 @@
 //!           ─► route ─► Controller (dial policy, rate limit, audit) ─► engine
 //! ```
 //! Browsers cannot set headers on a WebSocket, so a WebSocket may instead offer the token as
-//! the subprotocol `bearer.<token>` (never in the URL).
+//! the subprotocol `bearer.<token>` (never in the URL), together with `ringside.v1`, the one
+//! the server selects: a browser drops a connection that gets none of its offers back, and
+//! echoing the token would put it in the response.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,7 +31,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -37,13 +39,18 @@ use super::control::{CallCommand, ControlError, Controller, ErrorCode, RateLimit
 use super::outbox::OutboxStatus;
 use super::stream::{self, LineSink};
 
+/// The WebSocket subprotocol the server selects (the one a browser gets back when it sends its
+/// token as `bearer.<token>`).
+const WS_PROTOCOL: &str = "ringside.v1";
 /// Largest request body accepted.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest long-poll wait.
 const MAX_WAIT_SECS: u64 = 60;
 /// Most events in one long-poll answer.
 const LONG_POLL_LIMIT: usize = 1000;
-/// Failed authentications per minute before every request is refused for the rest of it.
+/// Failed authentications per minute answered 401; past them, every further failure in that
+/// minute is answered 429. A request with the right token still passes: any web page can make
+/// the browser send token-less requests, and must not lock the CRM out of the API that way.
 const AUTH_FAILURES_PER_MINUTE: u32 = 10;
 
 /// The API's checked-in OpenAPI document (docs/openapi.json).
@@ -158,69 +165,18 @@ fn control_error(error: ControlError) -> Response {
 
 /// The gates every request passes (see the module docs).
 async fn gatekeeper(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    if !host_is_ours(headers, state.port) {
-        return error_response(
-            StatusCode::MISDIRECTED_REQUEST,
-            ErrorCode::MisdirectedRequest,
-            "the Host header must be 127.0.0.1, localhost or [::1] with the API's port",
-        );
-    }
-    let origin = headers
+    let origin = request
+        .headers()
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .map(str::to_owned);
-    if let Some(origin) = &origin
-        && !state
-            .allowed_origins
-            .iter()
-            .any(|allowed| allowed == origin)
-    {
-        return error_response(
-            StatusCode::FORBIDDEN,
-            ErrorCode::ForbiddenOrigin,
-            "this web origin is not in [api] allowed_origins",
-        );
-    }
-    if request.method() == Method::OPTIONS {
-        return match &origin {
-            Some(origin) => preflight(origin),
-            None => StatusCode::NO_CONTENT.into_response(),
-        };
-    }
-    let query = request.uri().query().unwrap_or_default();
-    if query.split('&').any(|pair| {
-        let key = pair.split('=').next().unwrap_or_default();
-        key.eq_ignore_ascii_case("token") || key.eq_ignore_ascii_case("access_token")
-    }) {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            "never put the token in a URL; send it as Authorization: Bearer",
-        );
-    }
-    let now_secs = super::unix_secs();
-    if !authorized(headers, &state.token) {
-        let status = if state.auth_failures.try_acquire(now_secs) {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::TOO_MANY_REQUESTS
-        };
-        tracing::warn!(target: "ringside::audit", origin = origin.as_deref().unwrap_or("-"), path = %request.uri().path(), "API request refused: missing or wrong token");
-        return error_response(
-            status,
-            ErrorCode::Unauthorized,
-            "missing or wrong API token (Authorization: Bearer <token from the token file>)",
-        );
-    }
-    if request.method() == Method::POST && !is_json(headers) {
-        return error_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::BadRequest,
-            "commands take a JSON body (Content-Type: application/json)",
-        );
-    }
-    let mut response = next.run(request).await;
+    let mut response = match gates(&state, &request, origin.as_deref()) {
+        Gate::Answer(response) => return response,
+        // The origin (if any) is allowed: a refusal carries its CORS grant too, so the page
+        // can read why (a rotated token, a form post) instead of an opaque network error.
+        Gate::Refuse(response) => response,
+        Gate::Pass => next.run(request).await,
+    };
     if let Some(origin) = origin
         && let Ok(value) = HeaderValue::from_str(&origin)
     {
@@ -231,14 +187,111 @@ async fn gatekeeper(State(state): State<Arc<ApiState>>, request: Request, next: 
     response
 }
 
-/// DNS rebinding defence: the name the client used must be a loopback name with our port.
+/// What the gates decided.
+enum Gate {
+    /// Answered here, without a CORS grant (a foreign Host or origin, or a preflight).
+    Answer(Response),
+    /// Refused, from an allowed origin (or none).
+    Refuse(Response),
+    /// On to the route.
+    Pass,
+}
+
+/// The gates, in order. Each refusal is audited (target `ringside::audit`) with the method,
+/// the path, the origin and the Host, never the query or a header that may hold the token.
+fn gates(state: &ApiState, request: &Request, origin: Option<&str>) -> Gate {
+    let headers = request.headers();
+    let refuse = |status: StatusCode, code: ErrorCode, reason: &str, message: &str| {
+        tracing::warn!(
+            target: "ringside::audit",
+            origin = origin.unwrap_or("-"),
+            host = ?headers.get(header::HOST),
+            method = %request.method(),
+            path = %request.uri().path(),
+            "API request refused: {reason}"
+        );
+        error_response(status, code, message)
+    };
+    if !host_is_ours(headers, state.port) {
+        return Gate::Answer(refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            ErrorCode::MisdirectedRequest,
+            "foreign Host (DNS rebinding?)",
+            "the Host header must be an IP address or localhost, with the API's port",
+        ));
+    }
+    if let Some(origin) = origin
+        && !state
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed == origin)
+    {
+        return Gate::Answer(refuse(
+            StatusCode::FORBIDDEN,
+            ErrorCode::ForbiddenOrigin,
+            "web origin not in [api] allowed_origins",
+            "this web origin is not in [api] allowed_origins",
+        ));
+    }
+    if request.method() == Method::OPTIONS {
+        return Gate::Answer(match origin {
+            Some(origin) => preflight(origin),
+            None => StatusCode::NO_CONTENT.into_response(),
+        });
+    }
+    let query = request.uri().query().unwrap_or_default();
+    if query.split('&').any(|pair| {
+        let key = pair.split('=').next().unwrap_or_default();
+        key.eq_ignore_ascii_case("token") || key.eq_ignore_ascii_case("access_token")
+    }) {
+        return Gate::Refuse(refuse(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            "token in the URL",
+            "never put the token in a URL; send it as Authorization: Bearer",
+        ));
+    }
+    if !authorized(headers, &state.token) {
+        let status = if state.auth_failures.try_acquire(super::unix_secs()) {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        return Gate::Refuse(refuse(
+            status,
+            ErrorCode::Unauthorized,
+            "missing or wrong token",
+            "missing or wrong API token (Authorization: Bearer <token from the token file>)",
+        ));
+    }
+    if request.method() == Method::POST && !is_json(headers) {
+        return Gate::Refuse(refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadRequest,
+            "a command without a JSON body (form post?)",
+            "commands take a JSON body (Content-Type: application/json)",
+        ));
+    }
+    Gate::Pass
+}
+
+/// DNS rebinding defence: the client must have named us by an IP address or `localhost`, with
+/// our port. A rebinding attack needs a DNS name of the attacker's (`evil.example` resolving
+/// to 127.0.0.1), so any other name is refused; an IP literal cannot be rebound, and a page
+/// whose origin is `http://<IP>:<our port>` would be served by this API, which serves no page.
+/// (Accepting every IP, not only 127.0.0.1, lets `listen` be another loopback address or,
+/// with `allow_non_loopback`, a LAN address the clients use.)
 fn host_is_ours(headers: &HeaderMap, port: u16) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
-    ["127.0.0.1", "localhost", "[::1]"]
-        .iter()
-        .any(|name| host.eq_ignore_ascii_case(&format!("{name}:{port}")))
+    if let Some(name) = host.strip_suffix(&format!(":{port}"))
+        && name.eq_ignore_ascii_case("localhost")
+    {
+        return true;
+    }
+    host.parse::<SocketAddr>()
+        .is_ok_and(|addr| addr.port() == port)
 }
 
 fn preflight(origin: &str) -> Response {
@@ -267,8 +320,10 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        // The scheme is case-insensitive (RFC 9110 section 11.1): `bearer x` is `Bearer x`.
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let subprotocol = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
@@ -371,16 +426,27 @@ async fn get_events(
             Ok(upgrade) => upgrade,
             Err(rejection) => return rejection.into_response(),
         };
-        let offered_bearer = parts
+        let offered: Vec<&str> = parts
             .headers
-            .get(header::SEC_WEBSOCKET_PROTOCOL)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("bearer."));
-        let upgrade = if offered_bearer {
-            upgrade.protocols(["ringside.v1"])
-        } else {
-            upgrade
-        };
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        // A client that offers subprotocols drops the connection unless one comes back, and
+        // the token must never be the one echoed back.
+        if offered.iter().any(|p| p.starts_with("bearer.")) && !offered.contains(&WS_PROTOCOL) {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                format!(
+                    "offer the subprotocol {WS_PROTOCOL} along with bearer.<token>, e.g. \
+                     new WebSocket(url, [\"{WS_PROTOCOL}\", \"bearer.\" + token])"
+                ),
+            );
+        }
+        let upgrade = upgrade.protocols([WS_PROTOCOL]);
         let hub = state.controller.hub().clone();
         return upgrade.on_upgrade(move |socket| websocket(socket, hub, query.after));
     }
@@ -524,16 +590,31 @@ async fn post_dial(State(state): State<Arc<ApiState>>, headers: HeaderMap, body:
     }
 }
 
+/// The body of `POST /v1/calls/{id}/{action}`: the parameters any action takes, typed, so a
+/// misspelt field or a wrong type (`"code": "603"`, `"code": 70000`) is a 400 instead of being
+/// dropped for a default (a reject meant as 603 going out as 486).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digits: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+}
+
 async fn post_call_action(
     State(state): State<Arc<ApiState>>,
     UrlPath((id, action)): UrlPath<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body: serde_json::Value = match read_json(body).await {
+    let body: ActionBody = match read_json(body).await {
         Ok(body) => body,
         Err(response) => return response,
     };
+    let body = serde_json::to_value(body).unwrap_or_default();
     let Some(command) = CallCommand::for_call(&action, id, &body) else {
         return error_response(
             StatusCode::NOT_FOUND,
@@ -616,6 +697,10 @@ pub fn load_or_create_token(path: &Path) -> Result<String, ApiError> {
         .mode(0o600)
         .open(path)
         .map_err(error)?;
+    // `mode` applies only when the file is created: an existing empty file keeps its mode,
+    // so make it private before the token goes in.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(error)?;
     file.write_all(token.as_bytes()).map_err(error)?;
     file.write_all(b"\n").map_err(error)?;
     tracing::info!(path = %path.display(), "created the API token file");
@@ -627,7 +712,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_must_be_a_loopback_name_with_our_port() {
+    fn host_must_be_an_ip_address_or_localhost_with_our_port() {
         let mut headers = HeaderMap::new();
         for (host, ok) in [
             ("127.0.0.1:7655", true),
@@ -638,11 +723,36 @@ mod tests {
             ("127.0.0.1", false),
             ("evil.example:7655", false),
             ("localhost.evil.example:7655", false),
+            ("127.0.0.2:7655", true),
+            ("192.0.2.10:7655", true),
+            ("[::ffff:127.0.0.1]:7655", true),
+            ("192.0.2.10:7656", false),
+            ("0127.0.0.1:7655", false),
+            ("127.1:7655", false),
+            ("localhost:7655.evil.example:7655", false),
+            ("localhost", false),
+            ("[::1]", false),
         ] {
             headers.insert(header::HOST, HeaderValue::from_static(host));
             assert_eq!(host_is_ours(&headers, 7655), ok, "{host}");
         }
         assert!(!host_is_ours(&HeaderMap::new(), 7655));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_is_not() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            authorized(&headers, "abcd")
+        };
+        assert!(with("Bearer abcd"));
+        assert!(with("bearer abcd"));
+        assert!(with("BEARER  abcd"));
+        assert!(!with("Bearer ABCD"));
+        assert!(!with("Basic abcd"));
+        assert!(!with("Bearerabcd"));
+        assert!(!with("abcd"));
     }
 
     #[test]
@@ -665,5 +775,18 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(load_or_create_token(&path).unwrap(), token);
+    }
+
+    #[test]
+    fn a_fresh_token_in_an_existing_empty_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-token");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let token = load_or_create_token(&path).unwrap();
+        assert_eq!(token.len(), 64);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -319,8 +319,7 @@ impl Controller {
         command: CallCommand,
         requester: &Requester,
     ) -> Result<CommandOk, ControlError> {
-        let now_secs = super::unix_secs();
-        if !self.limiter.try_acquire(now_secs) {
+        if !self.limiter.try_acquire(super::unix_secs()) {
             return Err(ControlError::new(
                 ErrorCode::RateLimited,
                 "too many commands this minute; try again shortly",

@@ -14,7 +14,7 @@
 //! Replies carry `ok`; event lines carry `type`. One request per line; `events` turns the
 //! connection into a stream.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,6 +35,13 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 pub enum SocketError {
     #[error("another Ringside is already running (its control socket {0} answers)")]
     AlreadyRunning(PathBuf),
+    #[error(
+        "the control socket's directory {} is open to other users (mode {mode:o}): make it \
+         private (chmod 700 {}) or set [api] socket_path in a private directory",
+        dir.display(),
+        dir.display()
+    )]
+    SharedDirectory { dir: PathBuf, mode: u32 },
     #[error("control socket {path}: {source}")]
     Io {
         path: PathBuf,
@@ -43,14 +50,30 @@ pub enum SocketError {
 }
 
 /// Binds the control socket (directory 0700, socket 0600), replacing a stale one.
+///
+/// A missing directory is created 0700. An existing one is never chmod-ed (`socket_path` may
+/// point into `/tmp` or a home directory): if others can use it, starting fails instead.
 pub async fn bind(path: &Path) -> Result<(UnixListener, u32), SocketError> {
     let io = |source| SocketError::Io {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        if let Some(above) = dir.parent() {
+            std::fs::create_dir_all(above).map_err(io)?;
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(io(error)),
+        }
+        let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(SocketError::SharedDirectory {
+                dir: dir.to_owned(),
+                mode: mode & 0o7777,
+            });
+        }
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {

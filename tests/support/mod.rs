@@ -18,6 +18,7 @@
     clippy::print_stderr
 )]
 
+pub mod api;
 pub mod baresip;
 pub mod kamailio;
 pub mod ringside;
