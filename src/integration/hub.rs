@@ -286,12 +286,15 @@ impl Hub {
         self.last_seq = seq;
         self.model.apply(&envelope);
         tracing::info!(target: "ringside::event", "{json}");
+        // The snapshot first, then the broadcast: a client subscribes, then reads the snapshot.
+        // Had it subscribed after this broadcast yet read the snapshot from before it, the
+        // event would be in neither (lost between the snapshot and the live stream).
+        self.snapshot.send_replace(Arc::new(self.model.snapshot()));
         let _ = self.published.send(Arc::new(Published {
             seq,
             event_type: envelope.event.type_name().to_owned(),
             json,
         }));
-        self.snapshot.send_replace(Arc::new(self.model.snapshot()));
         if !deliveries.is_empty()
             && let Some(outbox) = &self.outbox
         {
