@@ -185,7 +185,10 @@ pub fn start(
     let left_open = store.open_calls().map_err(store_error)?;
     let (requests, receiver) = mpsc::channel(REQUEST_CAPACITY);
     let (published, _) = broadcast::channel(BROADCAST_CAPACITY);
-    let model = StateModel::new(settings.instance, settings.accounts.iter().cloned());
+    // The state includes every logged event: a snapshot at seq 0 after a restart would send
+    // clients back to replay the whole log on top of it.
+    let model = StateModel::new(settings.instance, settings.accounts.iter().cloned())
+        .resumed_after(last_seq);
     let (snapshot_tx, snapshot) = watch::channel(Arc::new(model.snapshot()));
     let mut hub = Hub {
         store,

@@ -328,4 +328,40 @@ mod tests {
             &failures[..failures.len().min(5)]
         );
     }
+
+    #[tokio::test]
+    async fn after_a_restart_the_snapshot_and_the_next_event_continue_the_logged_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("events.db");
+        let (hub, thread) = start_hub(&database, 1);
+        for i in 1..=5 {
+            publish(&hub, event(i));
+        }
+        hub.flush().await;
+        drop(hub);
+        thread.join().unwrap();
+
+        let (hub, _thread) = start_hub(&database, 1);
+        let snapshot = hub.snapshot();
+        assert_eq!(snapshot.seq, 5, "the snapshot includes the logged events");
+        let (mut client, mut lines) = FakeClient::new();
+        let task = {
+            let hub = hub.clone();
+            tokio::spawn(async move { follow(&mut client, &hub, None).await })
+        };
+        let first = next(&mut lines).await;
+        assert_eq!(first["type"], "state.snapshot");
+        assert_eq!(first["seq"], 5);
+        assert!(
+            time::OffsetDateTime::parse(
+                first["ts"].as_str().unwrap_or_default(),
+                &time::format_description::well_known::Rfc3339
+            )
+            .is_ok(),
+            "snapshot ts: {first}"
+        );
+        publish(&hub, event(6));
+        assert_eq!(next(&mut lines).await["seq"], 6);
+        task.abort();
+    }
 }
