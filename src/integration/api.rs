@@ -13,7 +13,8 @@
 //!           ─► route ─► Controller (dial policy, rate limit, audit) ─► engine
 //! ```
 //! Browsers cannot set headers on a WebSocket, so a WebSocket may instead offer the token as
-//! the subprotocol `bearer.<token>` (never in the URL).
+//! the subprotocol `bearer.<token>` (never in the URL), beside `ringside.v1`, which the server
+//! selects.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -41,6 +42,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_WAIT_SECS: u64 = 60;
 /// Most events in one long-poll answer.
 const LONG_POLL_LIMIT: usize = 1000;
+/// The WebSocket subprotocol of the event stream (selected when the client offers it).
+const PROTOCOL: &str = "ringside.v1";
 /// Failed authentications per minute before every request is refused for the rest of it.
 const AUTH_FAILURES_PER_MINUTE: u32 = 10;
 
@@ -342,16 +345,26 @@ async fn get_events(
             Ok(upgrade) => upgrade,
             Err(rejection) => return rejection.into_response(),
         };
-        let offered_bearer = parts
+        // A client that offers subprotocols fails a handshake that selects none (RFC 6455
+        // 4.1; browsers and tungstenite do), and the token must never be echoed back: so the
+        // token comes with `ringside.v1`, which is the one selected.
+        let offered: Vec<&str> = parts
             .headers
-            .get(header::SEC_WEBSOCKET_PROTOCOL)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("bearer."));
-        let upgrade = if offered_bearer {
-            upgrade.protocols(["ringside.v1"])
-        } else {
-            upgrade
-        };
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        if offered.iter().any(|p| p.starts_with("bearer.")) && !offered.contains(&PROTOCOL) {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                "offer the subprotocol ringside.v1 together with bearer.<token> \
+                 (e.g. new WebSocket(url, [\"ringside.v1\", \"bearer.\" + token]))",
+            );
+        }
+        let upgrade = upgrade.protocols([PROTOCOL]);
         let hub = state.controller.hub().clone();
         return upgrade.on_upgrade(move |socket| websocket(socket, hub, query.after));
     }
