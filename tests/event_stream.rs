@@ -20,6 +20,8 @@ mod api_client;
 mod support;
 
 use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 use std::time::Duration;
 
 use api_client::{Echo, Ws, parse, seqs};
@@ -254,6 +256,44 @@ async fn reconnecting_with_after_gets_exactly_the_missed_events_then_live_ones()
         "replayed events differ from the live ones"
     );
     assert_eq!(witnessed[9..], live[..]);
+}
+
+#[tokio::test]
+async fn the_unix_socket_stream_carries_the_same_bytes_as_the_websocket() {
+    let echo = Echo::start(RINGSIDE);
+    echo.call_and_hang_up().await;
+    let mut ws = echo.api.ws(Some(0)).await;
+    let mut cli = echo
+        .process
+        .cli_command(&["events", "--after", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = cli.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    echo.call_and_hang_up().await;
+
+    let from_ws = ws.until_seq(6).await;
+    let from_socket: Vec<String> = (0..6)
+        .map(|_| {
+            lines
+                .recv_timeout(api_client::SETTLE)
+                .expect("`ringside events --after 0` printed too little")
+        })
+        .collect();
+    let _ = cli.kill();
+    let _ = cli.wait();
+    assert_eq!(from_socket, from_ws, "the same events, byte for byte");
+    assert_consecutive(&parse(&from_socket), 1);
 }
 
 #[tokio::test]

@@ -140,13 +140,19 @@ impl RingsideProcess {
     /// Runs the same binary once more with the same environment (same
     /// `XDG_RUNTIME_DIR`), e.g. `ringside status --json`, and returns its output.
     pub fn run_cli(&self, args: &[&str]) -> io::Result<Output> {
-        Command::new(&self.bin)
+        self.cli_command(args).stdin(Stdio::null()).output()
+    }
+
+    /// The same binary with `args` and this instance's environment, not started yet: for CLI
+    /// commands that keep running, such as `ringside events`.
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.bin);
+        command
             .args(args)
             .env_remove("RUST_LOG")
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .output()
+            .current_dir(self.dir.path());
+        command
     }
 
     /// `ringside status --json` parsed, or Err with the exit status and output.
