@@ -233,7 +233,10 @@ pub fn start(
     let left_open = store.open_calls().map_err(store_error)?;
     let (requests, receiver) = mpsc::channel(REQUEST_CAPACITY);
     let (published, _) = broadcast::channel(BROADCAST_CAPACITY);
-    let model = StateModel::new(settings.instance, settings.accounts.iter().cloned());
+    // The state includes every logged event: a snapshot at seq 0 after a restart would send
+    // clients back to replay the whole log on top of it.
+    let model = StateModel::new(settings.instance, settings.accounts.iter().cloned())
+        .resumed_after(last_seq);
     let (snapshot_tx, snapshot) = watch::channel(Arc::new(model.snapshot()));
     let mut hub = Hub {
         store,
@@ -342,12 +345,15 @@ impl Hub {
         self.last_seq = seq;
         self.model.apply(&envelope);
         tracing::info!(target: "ringside::event", "{json}");
+        // The snapshot first, then the broadcast: a client subscribes, then reads the snapshot.
+        // Had it subscribed after this broadcast yet read the snapshot from before it, the
+        // event would be in neither (lost between the snapshot and the live stream).
+        self.snapshot.send_replace(Arc::new(self.model.snapshot()));
         let _ = self.published.send(Arc::new(Published {
             seq,
             event_type: envelope.event.type_name().to_owned(),
             json,
         }));
-        self.snapshot.send_replace(Arc::new(self.model.snapshot()));
         if let Some(outbox) = &self.outbox {
             for delivery in &deliveries {
                 outbox.wake(&delivery.endpoint);

@@ -135,10 +135,20 @@ impl StateModel {
             })
             .collect();
         Self {
+            // Until the first event, the state is as of the start.
+            ts: instance.started_at.clone(),
             instance,
             registrations,
             ..Self::default()
         }
+    }
+
+    /// A model that continues a log whose last event is `seq` (events are not replayed into
+    /// it: registrations start over at each start, and calls left open are closed as
+    /// interrupted, so only the position carries over).
+    pub fn resumed_after(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        self
     }
 
     /// The call as last published, if it is still in progress.

@@ -140,13 +140,19 @@ impl RingsideProcess {
     /// Runs the same binary once more with the same environment (same
     /// `XDG_RUNTIME_DIR`), e.g. `ringside status --json`, and returns its output.
     pub fn run_cli(&self, args: &[&str]) -> io::Result<Output> {
-        Command::new(&self.bin)
+        self.cli_command(args).stdin(Stdio::null()).output()
+    }
+
+    /// The same binary with `args` and this instance's environment, not started yet: for CLI
+    /// commands that keep running, such as `ringside events`.
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.bin);
+        command
             .args(args)
             .env_remove("RUST_LOG")
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .output()
+            .current_dir(self.dir.path());
+        command
     }
 
     /// `ringside status --json` parsed, or Err with the exit status and output.
@@ -197,6 +203,30 @@ impl RingsideProcess {
             self.status = self.child.try_wait().ok().flatten();
         }
         self.status
+    }
+
+    /// Starts `ringside` again in the same home (same config, event log, token and runtime
+    /// dirs) with `args`, once the previous process has exited (after [`Self::kill`] or a
+    /// clean stop). Its stdout and stderr are appended to the same files, so a failing test
+    /// shows every run.
+    pub fn respawn(&mut self, args: &[&str]) -> io::Result<()> {
+        if self.try_status().is_none() {
+            return Err(io::Error::other(
+                "respawn: the previous ringside is still running; kill or stop it first",
+            ));
+        }
+        let append = |path: &Path| std::fs::OpenOptions::new().append(true).open(path);
+        self.child = Command::new(&self.bin)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(append(&self.stdout_path)?)
+            .stderr(append(&self.stderr_path)?)
+            .spawn()?;
+        self.status = None;
+        Ok(())
     }
 
     /// Sends SIGTERM (no-op if the process has exited).
