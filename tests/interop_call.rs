@@ -280,12 +280,12 @@ fn baresip_holds_and_resumes_the_call() {
 
     // Everything written after this point was played after the resume, except for what
     // the file device had not flushed yet (it flushes about once a second): the mark is
-    // early by up to ~1 s, never late. Keep the call up until 3 s more have been written,
-    // so the last 1.5 s were certainly played after the resume.
+    // early by up to ~1 s, never late. Keep the call up until 3.5 s more have been written,
+    // so the last 2.5 s were certainly played after the resume.
     let mark = playback_frames(&setup.heard);
     let rate = read_wav(&setup.heard).expect("playback WAV").sample_rate as usize;
     let grown = poll_until(SETTLE, POLL, || {
-        (playback_frames(&setup.heard) >= mark + rate * 3).then_some(())
+        (playback_frames(&setup.heard) >= mark + rate * 7 / 2).then_some(())
     });
     assert!(
         grown.is_some(),
@@ -298,7 +298,7 @@ fn baresip_holds_and_resumes_the_call() {
 
     let heard = read_wav(&setup.heard).expect("ringside's playback file is a valid WAV");
     let mono = heard.mono();
-    let tail = &mono[mark.max(mono.len().saturating_sub(rate * 3 / 2))..];
+    let tail = &mono[mark.max(mono.len().saturating_sub(rate * 5 / 2))..];
     let secs = tone_secs(tail, heard.sample_rate, f64::from(BARESIP_TONE_HZ));
     eprintln!(
         "ringside heard after resume: {secs:.1} s of {BARESIP_TONE_HZ} Hz in {:.2} s; {:?}",
@@ -313,9 +313,15 @@ fn baresip_holds_and_resumes_the_call() {
     );
 }
 
-/// The far end's tone reaches this side: it dominates the recording and at least 0.5 s of
-/// 100 ms windows are clean tone. Known defect: Ringside's received audio is intermittently
-/// only partly clean (see the session note), so the clean share is printed, not required.
+/// Clean tone the far end's audio must hold, in 100 ms windows (see [`tone_secs`]): 1.5 s of
+/// a 2.5–3 s recording. Leading silence (the call starting) and a window or two spoilt by the
+/// far end's own send jitter on a loaded machine fit in the rest; a receive path that
+/// conceals or time-stretches without need does not (it used to leave 20–50 % of the windows
+/// clean on a loaded machine, see src/shell/media.rs, "Receiving on the tick").
+const MIN_CLEAN_SECS: f64 = 1.5;
+
+/// The far end's tone reaches this side: it dominates the recording and at least
+/// [`MIN_CLEAN_SECS`] of 100 ms windows are clean tone.
 fn assert_tone_flows(mono: &[f32], rate: u32, hz: f64, who: &str) {
     let clean_secs = tone_secs(mono, rate, hz);
     let whole = analyse_tone(mono, rate);
@@ -326,7 +332,7 @@ fn assert_tone_flows(mono: &[f32], rate: u32, hz: f64, who: &str) {
         "{who} heard {whole:?}, expected {hz} Hz"
     );
     assert!(
-        clean_secs >= 0.5,
+        clean_secs >= MIN_CLEAN_SECS,
         "{who} heard only {clean_secs:.1} s of clean {hz} Hz tone"
     );
 }

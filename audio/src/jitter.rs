@@ -63,6 +63,11 @@
 //!
 //! # Playout timeline
 //!
+//! Playout (re)starts once the oldest packet has been held for the target delay. If a backlog
+//! has queued up by then (the sender started before the playout did), it starts at the newest
+//! packet that still meets the target and drops the older ones, instead of starting high and
+//! accelerating through stale audio.
+//!
 //! `pop` is called whenever the caller needs the next frame, one frame being one packet's
 //! duration (learned from the timestamps of consecutive packets; [`JitterConfig::frame_ms`]
 //! until then). A caller that honours a time-stretch request calls the next `pop` earlier or
@@ -917,6 +922,21 @@ impl JitterBuffer {
                 if self.delay_us(now_us, front.ts) < self.target_us {
                     return Decision::Silence;
                 }
+                // A backlog (the sender started before the playout, or the receive direction
+                // was just re-enabled): start at the newest packet that still meets the
+                // target. Playing the stale head would start far above the target and cost a
+                // run of accelerations, each an audible splice.
+                while self.packets.len() > 1
+                    && self.packets.get(1).is_some_and(|next| {
+                        self.delay_us(now_us, next.ts) >= self.target_us + PRESENCE_MARGIN_US
+                    })
+                {
+                    self.drop_front();
+                    self.stats.flushed_packets += 1;
+                }
+                let Some(front) = self.packets.front() else {
+                    return Decision::Silence;
+                };
                 self.play_ts = Some(front.ts);
                 self.conceal_run = 0;
                 self.last_was_expand = false;

@@ -671,6 +671,281 @@ fn caller_ignoring_time_stretch_stays_bounded_by_flushing() {
     assert_eq!(r.stats.frames_accelerate + r.stats.frames_preemptive, 0);
 }
 
+// ---- the media tick of a process that does not always get the CPU --------------------------
+//
+// The shell pops one 20 ms frame per tick (tokio interval, MissedTickBehavior::Burst). When the
+// process is descheduled, the ticks due meanwhile run back to back once it runs again, each
+// labelled with the time its frame belongs to (the media clock), and packets that arrived
+// meanwhile wait. In the interop calls (two cores shared with Kamailio, baresip and builds)
+// that happened several times a second; how the waiting packets reached the buffer decided
+// whether a call sounded clean (src/shell/media.rs, "Receiving on the tick").
+
+/// How packets get from the socket into the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handover {
+    /// The shell when calls degraded: a reader task forwarded each packet over a channel to the
+    /// run loop. A packet that arrived while the process was descheduled was handed over only
+    /// after the ticks that then ran, stamped with that later time.
+    AfterTheTick,
+    /// Each tick drains the socket before it pops, stamping packets with the time of the read
+    /// (the shell without kernel receive timestamps).
+    DrainReadTime,
+    /// Each tick drains the socket before it pops, stamping packets with their arrival (the
+    /// shell on Linux: SO_TIMESTAMPNS).
+    DrainArrivalTime,
+}
+
+/// A stretch of real time during which the process does not run.
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    from_ms: f64,
+    to_ms: f64,
+}
+
+/// The process is descheduled from `from_ms` until `late_ms` after the tick due at `tick_ms`.
+fn late_tick(tick_ms: f64, from_ms: f64, late_ms: f64) -> Stall {
+    Stall {
+        from_ms,
+        to_ms: tick_ms + late_ms,
+    }
+}
+
+fn stall_at(stalls: &[Stall], t_ms: f64) -> Option<&Stall> {
+    stalls.iter().find(|s| s.from_ms <= t_ms && t_ms < s.to_ms)
+}
+
+/// (due, runs): tick `k` is due at `first_ms + 20·k`, which is also its media clock label,
+/// and runs once the process does, never before the previous tick.
+fn tick_times(ticks: usize, first_ms: f64, stalls: &[Stall]) -> Vec<(f64, f64)> {
+    let mut last_run = f64::MIN;
+    (0..ticks)
+        .map(|k| {
+            let due = first_ms + 20.0 * k as f64;
+            let mut run = due.max(last_run);
+            if let Some(stall) = stall_at(stalls, run) {
+                run = stall.to_ms;
+            }
+            last_run = run;
+            (due, run)
+        })
+        .collect()
+}
+
+/// A steady 20 ms / 8 kHz sender whose packet `i` arrives at `95 + 20·i + U(0, jitter_ms)`,
+/// 5 ms before a tick as in the interop traces; ticks from `first_tick_ms` (a multiple of 20).
+/// Pops follow the session's output FIFO: a tick pops until 20 ms of audio are ready, each pop
+/// labelled with the media clock plus the audio already queued.
+fn tick_run(first_tick_ms: f64, jitter_ms: f64, stalls: &[Stall], handover: Handover) -> Vec<Out> {
+    let t0 = base();
+    let mut jb = JitterBuffer::new(cfg(8000));
+    let mut rng = XorShift::new(7);
+    let mut packets = stream(500, 20.0, 8000, 1000, 0);
+    for p in &mut packets {
+        p.arrive_ms += 95.0 + jitter_ms * rng.unit();
+    }
+    let ticks = tick_times(packets.len() + 20, first_tick_ms, stalls);
+    // (real time it reaches the buffer, before the pop of a tick then, stamp, packet).
+    let mut deliveries: Vec<(f64, bool, f64, Pkt)> = packets
+        .iter()
+        .map(|p| {
+            let drained = || {
+                ticks
+                    .iter()
+                    .map(|&(_, run)| run)
+                    .find(|&run| run >= p.arrive_ms)
+                    .unwrap_or(f64::MAX)
+            };
+            match handover {
+                Handover::AfterTheTick => match stall_at(stalls, p.arrive_ms) {
+                    Some(stall) => (stall.to_ms, false, stall.to_ms, *p),
+                    None => (p.arrive_ms, true, p.arrive_ms, *p),
+                },
+                Handover::DrainReadTime => (drained(), true, drained(), *p),
+                Handover::DrainArrivalTime => (drained(), true, p.arrive_ms, *p),
+            }
+        })
+        .collect();
+    deliveries.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut next = 0;
+    // Hands over what has reached the buffer by `run` (before the pop: only what comes first).
+    let mut hand_over = |jb: &mut JitterBuffer, run: f64, before_pop: bool| {
+        while let Some(&(when, first, stamp, p)) = deliveries.get(next) {
+            if when > run || (when == run && before_pop && !first) {
+                break;
+            }
+            let meta = RtpPacketMeta {
+                sequence: p.seq,
+                timestamp: p.ts,
+                marker: false,
+                ssrc: p.ssrc,
+            };
+            jb.push(at(t0, stamp), meta, &p.id.to_be_bytes());
+            next += 1;
+        }
+    };
+    let mut outs = Vec::new();
+    let mut queued_ms = 0.0;
+    for &(due, run) in &ticks {
+        hand_over(&mut jb, run, true);
+        while queued_ms < 20.0 {
+            outs.push(to_out(jb.pop(at(t0, due + queued_ms))));
+            queued_ms += jb.last_output_ms();
+        }
+        queued_ms -= 20.0;
+        hand_over(&mut jb, run, false);
+    }
+    outs
+}
+
+/// What a run played from its second frame to its last packet (afterwards the stream has
+/// ended): frames not played normally, and of those the concealed ones. The first frame may
+/// be stretched to bring the delay into its band; nothing precedes it to splice with.
+fn spoilt(outs: &[Out]) -> (usize, usize) {
+    let first = outs.iter().position(|o| o.played().is_some());
+    let last = outs.iter().rposition(|o| o.played().is_some());
+    let (Some(first), Some(last)) = (first, last) else {
+        panic!("nothing played: {outs:?}");
+    };
+    let middle = &outs[first + 1..=last];
+    let played: Vec<u32> = middle.iter().filter_map(|o| o.played()).collect();
+    assert!(
+        played.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, none skipped once started: {outs:?}"
+    );
+    let not_normal = middle
+        .iter()
+        .filter(|o| !matches!(o, Out::Normal(_)))
+        .count();
+    let concealed = middle
+        .iter()
+        .filter(|o| matches!(o, Out::Expand | Out::Merge(_) | Out::Silence))
+        .count();
+    (not_normal, concealed)
+}
+
+#[test]
+fn late_ticks_find_the_packets_that_arrived_before_them() {
+    struct Case {
+        name: &'static str,
+        first_tick_ms: f64,
+        /// Sender and network jitter: each packet is up to this much late.
+        jitter_ms: f64,
+        stalls: Vec<Stall>,
+        /// The old hand-over spoils this pattern: more frames concealed or stretched than
+        /// without the stalls.
+        spoilt_before: bool,
+        /// Stretched frames allowed when packets are stamped with the time of the read: a
+        /// stall's lateness then enters the delay estimate as jitter, so under frequent
+        /// stalls the target grows and the buffer stretches to follow it.
+        read_time_stretches: usize,
+    }
+    // As in the traces of loaded interop calls: a quarter of the ticks run 1–12 ms late, one
+    // in thirty 30–60 ms, the process descheduled since shortly before the tick.
+    let mut loaded = Vec::new();
+    let mut rng = XorShift::new(0x10ad);
+    for k in 10..500 {
+        let tick = 100.0 + 20.0 * f64::from(k);
+        let roll = rng.unit();
+        let late = if roll < 0.033 {
+            30.0 + 30.0 * rng.unit()
+        } else if roll < 0.25 {
+            1.0 + 11.0 * rng.unit()
+        } else {
+            continue;
+        };
+        loaded.push(late_tick(tick, tick - 6.0 - 3.0 * rng.unit(), late));
+    }
+    let case = |name, first_tick_ms, jitter_ms, stalls, spoilt_before, read_time_stretches| Case {
+        name,
+        first_tick_ms,
+        jitter_ms,
+        stalls,
+        spoilt_before,
+        read_time_stretches,
+    };
+    let cases = [
+        case("on time", 100.0, 0.0, vec![], false, 0),
+        // The interop trace: descheduled from 8 ms before a tick until 3 ms after it, while
+        // the tick's packet arrived.
+        case(
+            "one tick 3 ms late, its packet waiting",
+            100.0,
+            0.0,
+            vec![late_tick(2100.0, 2092.0, 3.0)],
+            true,
+            0,
+        ),
+        // Three ticks run back to back at the end of a 63 ms stall.
+        case(
+            "stall and catch-up burst",
+            100.0,
+            0.0,
+            vec![late_tick(2100.0, 2094.0, 57.0)],
+            true,
+            0,
+        ),
+        case("loaded machine", 100.0, 0.0, loaded.clone(), true, 12),
+        case(
+            "loaded machine, jittery sender",
+            100.0,
+            30.0,
+            loaded,
+            true,
+            12,
+        ),
+        // The media starts 165 ms after the first packet arrived: a backlog of nine.
+        case("start-up backlog", 260.0, 0.0, vec![], false, 0),
+    ];
+    for c in &cases {
+        // What the buffer does when this process is never held up.
+        let baseline = tick_run(
+            c.first_tick_ms,
+            c.jitter_ms,
+            &[],
+            Handover::DrainArrivalTime,
+        );
+        let (baseline_spoilt, baseline_concealed) = spoilt(&baseline);
+        for handover in [
+            Handover::AfterTheTick,
+            Handover::DrainReadTime,
+            Handover::DrainArrivalTime,
+        ] {
+            let outs = tick_run(c.first_tick_ms, c.jitter_ms, &c.stalls, handover);
+            let (not_normal, concealed) = spoilt(&outs);
+            println!(
+                "{} / {handover:?}: {not_normal} frames concealed or stretched ({concealed} \
+                 concealed); {baseline_spoilt} ({baseline_concealed}) without the stalls",
+                c.name
+            );
+            match handover {
+                Handover::DrainArrivalTime => assert_eq!(
+                    outs, baseline,
+                    "{}: the stalls of this process change nothing",
+                    c.name
+                ),
+                Handover::DrainReadTime => {
+                    assert!(concealed <= baseline_concealed, "{}: {outs:?}", c.name);
+                    assert!(
+                        not_normal - concealed
+                            <= baseline_spoilt - baseline_concealed + c.read_time_stretches,
+                        "{}: {outs:?}",
+                        c.name
+                    );
+                }
+                Handover::AfterTheTick if c.spoilt_before => {
+                    // The defect, reproduced: packets in time and in order, yet frames
+                    // concealed or stretched.
+                    assert!(not_normal > baseline_spoilt, "{}: {outs:?}", c.name);
+                }
+                Handover::AfterTheTick => {}
+            }
+        }
+        if c.jitter_ms == 0.0 {
+            assert_eq!(baseline_spoilt, 0, "{}: {baseline:?}", c.name);
+        }
+    }
+}
+
 // ---- simulator -------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy)]

@@ -5,11 +5,34 @@
 //! `ringside_audio::session::MediaSession`, so this module only moves bytes and samples.
 //!
 //! ```text
-//!   RTP socket ──reader task──► inbound channel ──► MediaSession::handle_packet
-//!   every 20 ms:  capture device ─► (resample to 48 kHz) ─► push_capture  (each call)
+//!   every 20 ms:  RTP/RTCP sockets (drained, non-blocking) ─► handle_packet  (each call)
+//!                 capture device ─► (resample to 48 kHz) ─► push_capture  (each call)
 //!                 pull_playback (each call) ─► mix ─► (resample) ─► playback device
 //!                 poll_transmit ─► RTP/RTCP sockets
 //! ```
+//!
+//! # Receiving on the tick
+//!
+//! The media sockets are plain non-blocking sockets that the tick drains before it plays
+//! anything; they are not registered with tokio's reactor, so a packet does not wake the
+//! process. Two reasons:
+//!
+//! - **What the jitter buffer sees.** Its decisions assume that a pop at time `t` finds every
+//!   packet that arrived before `t`. When packets reached the session through a reader task and
+//!   the run loop's channel, a tick that ran late (CPU contention) regularly ran *before* the
+//!   reader task had handed over packets already waiting in the socket: the buffer concealed a
+//!   frame whose packet was there (expand), played it a frame late (merge), and then had to
+//!   time-stretch the extra frame away (accelerate). Each of those is audible, and on a loaded
+//!   machine they spoiled most of a call. Draining first makes "arrived before the pop" and
+//!   "in the buffer at the pop" the same thing, however late the tick runs.
+//! - **Wake-ups.** A call costs one wake-up per tick instead of one per tick plus one per
+//!   RTP/RTCP packet (docs/performance.md).
+//!
+//! A packet waits at most one tick (20 ms) in the socket, which is no later than the playout
+//! could have used it anyway: frames are only popped on ticks. What the buffer's delay
+//! estimate needs is when each packet *arrived*, on the clock of its pop times; see
+//! [`MediaEngine::receive`] for why that is the kernel's receive time and not the time of the
+//! read.
 //!
 //! Devices are opened lazily and closed as soon as nothing needs them, so the sound card is free
 //! between calls and a playback file is finished (valid WAV) when each call ends: the capture
@@ -39,8 +62,8 @@
 //! recording.
 
 use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringside_audio::aec::EchoCanceller;
@@ -48,10 +71,7 @@ use ringside_audio::device::{self, CaptureSource, DeviceSpec, PlaybackSink};
 use ringside_audio::resample::Resampler;
 use ringside_audio::session::{MediaSession, SessionConfig, SessionEvent, SrtpKeys};
 use ringside_audio::tones::{self, ToneGenerator};
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
-use super::Inbound;
 use crate::core::call::MediaAction;
 use crate::core::sdp::{CodecKind, Direction, NegotiatedAudio};
 use crate::events::Event;
@@ -63,6 +83,17 @@ pub const TICK: Duration = Duration::from_millis(20);
 const TICK_SAMPLES: usize = (ENGINE_RATE_HZ as usize) * 20 / 1000;
 /// How far the media clock may lag the wall clock before it jumps forward.
 const MAX_CATCH_UP: Duration = Duration::from_millis(200);
+/// Largest datagram read from a media socket (RTP with a 20–60 ms Opus or G.711 payload is a
+/// few hundred bytes; anything longer is truncated and fails to parse).
+const MAX_DATAGRAM: usize = 2048;
+/// Datagrams read from one socket per tick at most, so a flood cannot hold the tick; the rest
+/// wait in the socket for the next tick.
+const MAX_DATAGRAMS_PER_TICK: usize = 256;
+
+/// The media sockets: std's, not tokio's, so they are never registered with the reactor and an
+/// arriving packet does not wake the process (see the module docs). The shell owns sockets.
+#[allow(clippy::disallowed_types)]
+type MediaSocket = std::net::UdpSocket;
 
 /// Which devices calls use.
 #[derive(Debug, Clone)]
@@ -106,14 +137,16 @@ struct PlaybackDevice {
 }
 
 struct CallMedia {
-    rtp: Arc<UdpSocket>,
-    rtcp: Arc<UdpSocket>,
+    /// Non-blocking, drained on every tick.
+    rtp: MediaSocket,
+    rtcp: MediaSocket,
     remote_rtp: SocketAddr,
     remote_rtcp: SocketAddr,
     /// Where the peer's RTP actually comes from (symmetric RTP learns it).
     learned_rtp: Option<SocketAddr>,
     session: MediaSession,
-    readers: Vec<tokio::task::JoinHandle<()>>,
+    /// When the sockets were last drained (or bound): nothing waiting in them arrived earlier.
+    drained: Instant,
 }
 
 /// All calls' media.
@@ -122,7 +155,8 @@ pub(crate) struct MediaEngine {
     calls: HashMap<String, CallMedia>,
     capture: Option<CaptureDevice>,
     playback: Option<PlaybackDevice>,
-    inbound: mpsc::Sender<Inbound>,
+    /// One received datagram (reused).
+    datagram: Vec<u8>,
     capture_frame: Vec<i16>,
     call_frame: Vec<i16>,
     mix: Vec<i32>,
@@ -153,14 +187,14 @@ impl std::fmt::Debug for MediaEngine {
 }
 
 impl MediaEngine {
-    pub(crate) fn new(settings: AudioSettings, inbound: mpsc::Sender<Inbound>, seed: u64) -> Self {
+    pub(crate) fn new(settings: AudioSettings, seed: u64) -> Self {
         Self {
             tones_audible: is_sound_card(&settings.playback),
             settings,
             calls: HashMap::new(),
             capture: None,
             playback: None,
-            inbound,
+            datagram: vec![0; MAX_DATAGRAM],
             capture_frame: vec![0; TICK_SAMPLES],
             call_frame: vec![0; TICK_SAMPLES],
             mix: vec![0; TICK_SAMPLES],
@@ -231,20 +265,28 @@ impl MediaEngine {
         self.tone.is_some() && self.tones_audible
     }
 
+    /// The tick starts again after the engine was idle: the media clock restarts at the next
+    /// tick. Continuing from the last tick before the pause would label every frame of the new
+    /// call with a time up to `MAX_CATCH_UP` in the past, for the whole call (the clock advances
+    /// one tick per tick and never catches up on time it did not miss).
+    pub(crate) fn restart_clock(&mut self) {
+        self.media_clock = None;
+    }
+
     /// Whether the 20 ms tick must run.
     pub(crate) fn is_active(&self) -> bool {
         !self.calls.is_empty() || (self.tone_wanted() && self.playback.is_some())
     }
 
     /// Carries out one action of the core.
-    pub(crate) async fn apply(&mut self, now: Instant, action: MediaAction) {
+    pub(crate) fn apply(&mut self, now: Instant, action: MediaAction) {
         match action {
             MediaAction::Start {
                 call,
                 local_rtp,
                 audio,
             } => {
-                if let Err(error) = self.start(now, &call, local_rtp, &audio).await {
+                if let Err(error) = self.start(now, &call, local_rtp, &audio) {
                     tracing::warn!(%call, %error, "call media could not start: the call has no audio");
                 }
             }
@@ -261,9 +303,6 @@ impl MediaEngine {
             }
             MediaAction::Stop { call } => {
                 if let Some(media) = self.calls.remove(&call) {
-                    for reader in media.readers {
-                        reader.abort();
-                    }
                     let stats = media.session.stats();
                     tracing::info!(%call, ?stats, "call media stopped");
                 }
@@ -282,29 +321,63 @@ impl MediaEngine {
                 }
             }
         }
-        self.flush().await;
+        self.flush();
     }
 
-    /// An RTP or RTCP packet for `call` arrived from `source`.
-    pub(crate) fn handle_packet(
-        &mut self,
-        now: Instant,
-        call: &str,
-        source: SocketAddr,
-        rtcp: bool,
-        bytes: &[u8],
-    ) {
+    /// Hands every datagram waiting on the calls' RTP and RTCP sockets to their sessions.
+    ///
+    /// # Arrival times
+    ///
+    /// The jitter buffer sizes its delay from the spread of arrival times: it must be told
+    /// when each packet arrived, on the clock of its pop times (the media clock, which follows
+    /// real time and, in a catch-up after a stall, labels each frame with the time it belongs
+    /// to), and never earlier than it really arrived (an early time would become the delay
+    /// reference, the fastest packet of the last 2 s, and make every later packet look late).
+    ///
+    /// The time of this read does not do: it is late by up to a tick plus any stall of this
+    /// process, and the buffer would take our own scheduling for network jitter. That is not
+    /// delay a packet needs to be buffered for, because a stall holds back the reads and the
+    /// pops alike and the catch-up ticks replay them in order; yet it grows the target, and
+    /// following the target costs audible time-stretching (measured in the interop calls on a
+    /// loaded machine, and in `late_ticks_find_the_packets_that_arrived_before_them`,
+    /// audio/tests/jitter.rs). So on Linux the kernel stamps each datagram as it arrives
+    /// (`SO_TIMESTAMPNS`, wall-clock time), converted here to the monotonic clock by its age.
+    /// The result is clamped between the previous drain and now: a packet cannot have arrived
+    /// before the socket was last drained, nor after this read, which also bounds the effect
+    /// of a wall-clock step. Without a kernel stamp, the time of the read is used.
+    fn receive(&mut self) {
         let symmetric = self.settings.symmetric_rtp;
-        if let Some(media) = self.calls.get_mut(call) {
-            if symmetric && !rtcp && media.learned_rtp != Some(source) {
-                media.learned_rtp = Some(source);
+        for (call, media) in &mut self.calls {
+            let earliest = std::mem::replace(&mut media.drained, super::now());
+            for rtcp in [false, true] {
+                let socket = if rtcp { &media.rtcp } else { &media.rtp };
+                for _ in 0..MAX_DATAGRAMS_PER_TICK {
+                    let (len, source, kernel_time) = match rx::recv(socket, &mut self.datagram) {
+                        Ok(received) => received,
+                        Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                        Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                        Err(error) => {
+                            tracing::debug!(%call, %error, "RTP receive error");
+                            break;
+                        }
+                    };
+                    let now = super::now();
+                    let arrival = kernel_time
+                        .and_then(|at| super::wall_clock_now().duration_since(at).ok())
+                        .and_then(|age| now.checked_sub(age))
+                        .map_or(now, |at| at.max(earliest).min(now));
+                    if symmetric && !rtcp && media.learned_rtp != Some(source) {
+                        media.learned_rtp = Some(source);
+                    }
+                    media.session.handle_packet(arrival, &self.datagram[..len]);
+                }
             }
-            media.session.handle_packet(now, bytes);
         }
     }
 
-    /// One 20 ms tick: capture → every call, every call → playback, then send.
-    pub(crate) async fn tick(&mut self, now: Instant) {
+    /// One 20 ms tick: received packets → every call, capture → every call, every call →
+    /// playback, then send.
+    pub(crate) fn tick(&mut self, now: Instant) {
         if !self.is_active() {
             self.media_clock = None;
             return;
@@ -325,6 +398,8 @@ impl MediaEngine {
             next
         };
         self.media_clock = Some(now);
+        // Before any pop (see the module docs).
+        self.receive();
         self.read_capture();
         self.cancel_echo();
         self.mix.fill(0);
@@ -342,7 +417,7 @@ impl MediaEngine {
         }
         self.write_playback();
         self.played.copy_from_slice(&self.mixed);
-        self.flush().await;
+        self.flush();
     }
 
     /// Adds the progress tone, if one is selected and audible, to the mix. The ringtone waits
@@ -390,17 +465,13 @@ impl MediaEngine {
 
     /// Closes every call's media and the devices (shutdown).
     pub(crate) fn stop_all(&mut self) {
-        for (_, media) in self.calls.drain() {
-            for reader in media.readers {
-                reader.abort();
-            }
-        }
+        self.calls.clear();
         self.progress_tone = None;
         self.tone = None;
         self.release_devices();
     }
 
-    async fn start(
+    fn start(
         &mut self,
         now: Instant,
         call: &str,
@@ -408,19 +479,11 @@ impl MediaEngine {
         audio: &NegotiatedAudio,
     ) -> Result<(), String> {
         // The SDP address is one of ours (a listen address or the one routing to the PBX).
-        let bind_ip = local_rtp.ip();
-        let rtp = UdpSocket::bind(SocketAddr::new(bind_ip, local_rtp.port()))
-            .await
+        let rtp = bind_media(SocketAddr::new(local_rtp.ip(), local_rtp.port()))
             .map_err(|e| format!("cannot bind RTP port {}: {e}", local_rtp.port()))?;
-        let rtcp = UdpSocket::bind(SocketAddr::new(bind_ip, local_rtp.port().saturating_add(1)))
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot bind RTCP port {}: {e}",
-                    local_rtp.port().saturating_add(1)
-                )
-            })?;
-        let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
+        let rtcp_port = local_rtp.port().saturating_add(1);
+        let rtcp = bind_media(SocketAddr::new(local_rtp.ip(), rtcp_port))
+            .map_err(|e| format!("cannot bind RTCP port {rtcp_port}: {e}"))?;
         let session =
             MediaSession::new(self.session_config(audio), now).map_err(|e| e.to_string())?;
         if self.capture.is_none() {
@@ -435,20 +498,6 @@ impl MediaEngine {
                 }
             }
         }
-        let readers = vec![
-            tokio::spawn(read_packets(
-                Arc::clone(&rtp),
-                call.to_owned(),
-                false,
-                self.inbound.clone(),
-            )),
-            tokio::spawn(read_packets(
-                Arc::clone(&rtcp),
-                call.to_owned(),
-                true,
-                self.inbound.clone(),
-            )),
-        ];
         tracing::info!(%call, local = %local_rtp, remote = %audio.remote_rtp, codec = ?audio.codec.kind, "call media started");
         self.calls.insert(
             call.to_owned(),
@@ -459,7 +508,7 @@ impl MediaEngine {
                 remote_rtcp: rtcp_of(audio.remote_rtp),
                 learned_rtp: None,
                 session,
-                readers,
+                drained: now,
             },
         );
         Ok(())
@@ -585,8 +634,9 @@ impl MediaEngine {
         }
     }
 
-    /// Sends every packet the sessions queued.
-    async fn flush(&mut self) {
+    /// Sends every packet the sessions queued. The sockets are non-blocking: a datagram that
+    /// does not fit the socket's send buffer is dropped, as the network could have dropped it.
+    fn flush(&mut self) {
         for (call, media) in &mut self.calls {
             while let Some(packet) = media.session.poll_transmit() {
                 let is_rtcp = packet.get(1).is_some_and(|pt| (192..=223).contains(pt));
@@ -598,7 +648,7 @@ impl MediaEngine {
                 if to.ip().is_unspecified() || to.port() == 0 {
                     continue; // held with c=0.0.0.0 or a rejected stream
                 }
-                if let Err(error) = socket.send_to(&packet, to).await {
+                if let Err(error) = socket.send_to(&packet, to) {
                     tracing::debug!(%call, %to, %error, "RTP send failed");
                 }
                 media.session.recycle(packet);
@@ -623,29 +673,95 @@ fn rtcp_of(rtp: SocketAddr) -> SocketAddr {
     SocketAddr::new(rtp.ip(), rtp.port().saturating_add(1))
 }
 
-async fn read_packets(
-    socket: Arc<UdpSocket>,
-    call: String,
-    rtcp: bool,
-    inbound: mpsc::Sender<Inbound>,
-) {
-    let mut buffer = vec![0u8; 2048];
-    loop {
-        match socket.recv_from(&mut buffer).await {
-            Ok((len, source)) => {
-                let packet = Inbound::Media {
-                    call: call.clone(),
-                    source,
-                    rtcp,
-                    bytes: buffer[..len].to_vec(),
-                };
-                // A full queue drops the packet: the jitter buffer conceals it.
-                if inbound.try_send(packet).is_err() && inbound.is_closed() {
-                    return;
-                }
-            }
-            Err(error) => tracing::debug!(%call, %error, "RTP receive error"),
+/// A non-blocking media socket bound to `addr`, asking the kernel for receive timestamps.
+fn bind_media(addr: SocketAddr) -> std::io::Result<MediaSocket> {
+    let socket = MediaSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    rx::enable_timestamps(&socket);
+    Ok(socket)
+}
+
+/// Reading a datagram with the kernel's receive time (see [`MediaEngine::receive`]).
+#[cfg(target_os = "linux")]
+mod rx {
+    use std::net::SocketAddr;
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, SystemTime};
+
+    use nix::sys::socket::{
+        ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage, recvmsg, setsockopt, sockopt,
+    };
+
+    use super::MediaSocket;
+
+    /// Turns on `SO_TIMESTAMPNS`; without it datagrams carry no receive time.
+    pub(super) fn enable_timestamps(socket: &MediaSocket) {
+        if let Err(error) = setsockopt(socket, sockopt::ReceiveTimestampns, &true) {
+            tracing::debug!(%error, "no kernel receive timestamps: arrival is the time of the read");
         }
+    }
+
+    /// One datagram: its length, source and the kernel's receive time (wall clock), if any.
+    pub(super) fn recv(
+        socket: &MediaSocket,
+        buffer: &mut [u8],
+    ) -> std::io::Result<(usize, SocketAddr, Option<SystemTime>)> {
+        let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let mut iov = [std::io::IoSliceMut::new(buffer)];
+        let message = recvmsg::<SockaddrStorage>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut control),
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(std::io::Error::from)?;
+        let source = message
+            .address
+            .as_ref()
+            .and_then(to_socket_addr)
+            .ok_or_else(|| std::io::Error::other("datagram without an IP source address"))?;
+        let received = message.cmsgs().ok().and_then(|mut cmsgs| {
+            cmsgs.find_map(|cmsg| match cmsg {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    let secs = u64::try_from(ts.tv_sec()).ok()?;
+                    let nanos = u32::try_from(ts.tv_nsec()).ok()?;
+                    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+                }
+                _ => None,
+            })
+        });
+        Ok((message.bytes, source, received))
+    }
+
+    fn to_socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
+        match address.family()? {
+            nix::sys::socket::AddressFamily::Inet => {
+                address.as_sockaddr_in().map(|a| SocketAddr::from(*a))
+            }
+            nix::sys::socket::AddressFamily::Inet6 => {
+                address.as_sockaddr_in6().map(|a| SocketAddr::from(*a))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Elsewhere: no kernel receive times; arrival is the time of the read.
+#[cfg(not(target_os = "linux"))]
+mod rx {
+    use std::net::SocketAddr;
+    use std::time::SystemTime;
+
+    use super::MediaSocket;
+
+    pub(super) fn enable_timestamps(_: &MediaSocket) {}
+
+    pub(super) fn recv(
+        socket: &MediaSocket,
+        buffer: &mut [u8],
+    ) -> std::io::Result<(usize, SocketAddr, Option<SystemTime>)> {
+        let (len, source) = socket.recv_from(buffer)?;
+        Ok((len, source, None))
     }
 }
 
@@ -653,15 +769,15 @@ async fn read_packets(
 mod tests {
     use super::*;
     use crate::events::{CallDirection, CallInfo, CallState, Party};
+    use ringside_audio::session::SrtpKeys;
 
     fn engine(capture: DeviceSpec, playback: DeviceSpec) -> MediaEngine {
-        let (inbound, _) = mpsc::channel(1);
         let settings = AudioSettings {
             capture,
             playback,
             symmetric_rtp: true,
         };
-        MediaEngine::new(settings, inbound, 7)
+        MediaEngine::new(settings, 7)
     }
 
     /// An engine on null devices that plays tones as if its playback were a sound card.
@@ -694,8 +810,8 @@ mod tests {
         (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt()
     }
 
-    #[tokio::test]
-    async fn ringback_opens_playback_plays_and_closes() {
+    #[test]
+    fn ringback_opens_playback_plays_and_closes() {
         let mut engine = tone_engine();
         assert!(!engine.is_active());
         engine.set_progress_tone(Some(ProgressTone::Ringback));
@@ -705,14 +821,14 @@ mod tests {
             "a tone does not open the microphone"
         );
         let start = crate::shell::now();
-        engine.tick(start).await;
+        engine.tick(start);
         assert!(
             rms(&engine.mixed) > 2_000.0,
             "ringback is in the played frame"
         );
         // Timer catch-up right after becoming active is ignored (cadence stays put).
         let position = engine.tone.as_ref().map(ToneGenerator::is_on);
-        engine.tick(start + Duration::from_millis(1)).await;
+        engine.tick(start + Duration::from_millis(1));
         assert_eq!(engine.tone.as_ref().map(ToneGenerator::is_on), position);
         engine.set_progress_tone(None);
         assert!(!engine.is_active() && engine.playback.is_none());
@@ -721,8 +837,8 @@ mod tests {
 
     /// A call's media after an idle spell: the interval's burst of missed ticks must not be
     /// played (a file playback would grow by the idle time, the peer get a flood of RTP).
-    #[tokio::test]
-    async fn a_call_after_idle_time_plays_one_frame_per_tick() {
+    #[test]
+    fn a_call_after_idle_time_plays_one_frame_per_tick() {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut engine = engine(
             DeviceSpec::Null,
@@ -732,9 +848,6 @@ mod tests {
         let earlier = crate::shell::now();
         engine.media_clock = Some(earlier);
         let start = earlier + Duration::from_secs(5);
-        let Some(rtp) = free_rtp_pair().await else {
-            return;
-        };
         let audio = NegotiatedAudio {
             remote_rtp: "127.0.0.1:9".parse().expect("address"),
             codec: crate::core::sdp::PayloadFormat::new(CodecKind::Pcmu, 0, None),
@@ -743,56 +856,33 @@ mod tests {
             ptime_ms: 20,
             srtp: None,
         };
-        engine
-            .apply(
-                start,
-                MediaAction::Start {
-                    call: "c".into(),
-                    local_rtp: rtp,
-                    audio,
-                },
-            )
-            .await;
-        assert!(!engine.calls.is_empty(), "call media started on {rtp}");
+        engine.apply(
+            start,
+            MediaAction::Start {
+                call: "c".into(),
+                local_rtp: free_rtp_pair(),
+                audio,
+            },
+        );
+        assert!(!engine.calls.is_empty(), "call media started");
         let written = |engine: &MediaEngine| {
             engine
                 .playback
                 .as_ref()
                 .map_or(0, |p| p.sink.stats().samples)
         };
-        engine.tick(start).await;
+        engine.tick(start);
         // The interval's burst: many ticks within a millisecond.
         for _ in 0..50 {
-            engine.tick(start + Duration::from_micros(500)).await;
+            engine.tick(start + Duration::from_micros(500));
         }
         assert_eq!(written(&engine), TICK_SAMPLES as u64, "one tick played");
-        engine.tick(start + TICK).await;
+        engine.tick(start + TICK);
         assert_eq!(written(&engine), 2 * TICK_SAMPLES as u64);
-        // A late tick (CPU starvation) is still caught up, not skipped.
-        engine.tick(start + TICK * 4).await;
-        engine.tick(start + TICK * 4).await;
-        assert_eq!(written(&engine), 4 * TICK_SAMPLES as u64);
-        engine.stop_all();
     }
 
-    /// A loopback port pair (even RTP, RTCP + 1) that is free right now.
-    async fn free_rtp_pair() -> Option<SocketAddr> {
-        for _ in 0..100 {
-            let probe = UdpSocket::bind("127.0.0.1:0").await.ok()?;
-            let rtp = probe.local_addr().ok()?;
-            if rtp.port() % 2 == 1 {
-                continue;
-            }
-            let rtcp = UdpSocket::bind(rtcp_of(rtp)).await;
-            if rtcp.is_ok() {
-                return Some(rtp);
-            }
-        }
-        None
-    }
-
-    #[tokio::test]
-    async fn tones_skip_file_and_null_playback() {
+    #[test]
+    fn tones_skip_file_and_null_playback() {
         let mut engine = engine(DeviceSpec::Null, DeviceSpec::Null);
         engine.set_progress_tone(Some(ProgressTone::Ringtone));
         assert!(!engine.is_active(), "nothing to hear on a null device");
@@ -820,6 +910,149 @@ mod tests {
         engine.follow_call_event(&Event::CallRinging { call: info("c") });
         engine.follow_call_event(&Event::CallEarlyMedia { call: info("c") });
         assert_eq!(engine.progress_tone, None);
+    }
+
+    /// Binds a loopback RTP/RTCP port pair that is free now.
+    fn free_rtp_pair() -> SocketAddr {
+        for _ in 0..100 {
+            let probe = bind_media(SocketAddr::from(([127, 0, 0, 1], 0))).expect("probe socket");
+            let port = probe.local_addr().expect("probe address").port() & !1;
+            drop(probe);
+            let rtp = SocketAddr::from(([127, 0, 0, 1], port));
+            let rtcp = SocketAddr::from(([127, 0, 0, 1], port + 1));
+            if bind_media(rtp).is_ok() && bind_media(rtcp).is_ok() {
+                return rtp;
+            }
+        }
+        panic!("no free RTP port pair on loopback");
+    }
+
+    fn srtp_key(fill: u8) -> crate::core::sdp::SrtpKey {
+        crate::core::sdp::SrtpKey {
+            tag: 1,
+            key_and_salt: vec![fill; ringside_audio::session::SRTP_KEY_AND_SALT_LEN],
+        }
+    }
+
+    /// What the tick reads from the sockets reaches the call's session (SRTP, RTCP, arrival
+    /// times), and RTP goes back to where the peer's RTP comes from (symmetric RTP).
+    #[test]
+    fn the_tick_reads_the_media_sockets_and_answers_where_rtp_comes_from() {
+        let mut engine = engine(DeviceSpec::Null, DeviceSpec::Null);
+        let local = free_rtp_pair();
+        // The peer sends from `peer_socket`, while its SDP names another port (a NAT).
+        let peer_socket = bind_media(SocketAddr::from(([127, 0, 0, 1], 0))).expect("peer");
+        let sdp_port = free_rtp_pair();
+        let codec = crate::core::sdp::PayloadFormat::new(CodecKind::Pcmu, 0, None);
+        let audio = NegotiatedAudio {
+            remote_rtp: sdp_port,
+            codec,
+            telephone_event_pt: None,
+            direction: Direction::SendRecv,
+            ptime_ms: 20,
+            srtp: Some((srtp_key(1), srtp_key(2))),
+        };
+        let start = crate::shell::now();
+        engine.apply(
+            start,
+            MediaAction::Start {
+                call: "c".to_owned(),
+                local_rtp: local,
+                audio,
+            },
+        );
+        assert!(engine.calls.contains_key("c"), "media started");
+
+        // The peer: a session with the crossed keys, in virtual time from `start`.
+        let mut peer = MediaSession::new(
+            SessionConfig {
+                codec: ringside_audio::codec::CodecKind::Pcmu,
+                payload_type: 0,
+                telephone_event_pt: None,
+                ptime_ms: 20,
+                ssrc: 0xABCD,
+                send: true,
+                receive: true,
+                srtp: Some(SrtpKeys {
+                    local_key_and_salt: srtp_key(2).key_and_salt,
+                    remote_key_and_salt: srtp_key(1).key_and_salt,
+                }),
+                device_rate_hz: ENGINE_RATE_HZ,
+                initial_sequence: 100,
+                initial_timestamp: 1000,
+            },
+            start,
+        )
+        .expect("peer session");
+        let tone: Vec<i16> = (0..TICK_SAMPLES)
+            .map(|i| ((i as f64 * 0.1).sin() * 8000.0) as i16)
+            .collect();
+        let rtcp_at = SocketAddr::new(local.ip(), local.port() + 1);
+        let mut sent_rtcp = false;
+        for k in 0..10u32 {
+            let now = start + TICK * k;
+            peer.push_capture(now, &tone);
+            if k == 5 {
+                // The first report is due within an RTCP interval.
+                peer.handle_timeout(now + Duration::from_secs(10));
+            }
+            while let Some(packet) = peer.poll_transmit() {
+                let rtcp = (192..=223).contains(&packet[1]);
+                sent_rtcp |= rtcp;
+                let to = if rtcp { rtcp_at } else { local };
+                peer_socket.send_to(&packet, to).expect("peer sends");
+            }
+            // Ticks at least 20 ms apart, as the interval gives them (an early tick is a
+            // catch-up burst and is skipped).
+            let before_tick = crate::shell::now();
+            engine.tick(before_tick.max(start + TICK * k));
+            let media = &engine.calls["c"];
+            assert!(media.drained >= before_tick, "drained on the tick");
+        }
+        assert!(sent_rtcp, "the peer sent a report");
+        let stats = engine.calls["c"].session.stats();
+        assert_eq!(stats.srtp_errors, 0, "{stats:?}");
+        assert_eq!(stats.packets_received, 10, "{stats:?}");
+        assert_eq!(stats.rtcp_received, 1, "{stats:?}");
+        assert_eq!(
+            engine.calls["c"].learned_rtp,
+            peer_socket.local_addr().ok(),
+            "symmetric RTP learned the source"
+        );
+
+        // Our RTP goes to the learned source (loopback delivers within send_to); decrypting
+        // it proves the keys line up.
+        let mut datagram = [0u8; MAX_DATAGRAM];
+        let mut received = 0;
+        while let Ok((len, _)) = peer_socket.recv_from(&mut datagram) {
+            peer.handle_packet(crate::shell::now(), &datagram[..len]);
+            received += 1;
+        }
+        assert!(received > 0, "RTP reached the peer's real source address");
+        let peer_stats = peer.stats();
+        assert!(peer_stats.packets_received > 0, "{peer_stats:?}");
+        assert_eq!(peer_stats.srtp_errors, 0, "{peer_stats:?}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn datagrams_carry_the_kernel_receive_time() {
+        let socket = bind_media(SocketAddr::from(([127, 0, 0, 1], 0))).expect("socket");
+        let to = socket.local_addr().expect("address");
+        let before = crate::shell::wall_clock_now();
+        socket.send_to(b"x", to).expect("send");
+        let mut buffer = [0u8; 16];
+        let (len, source, received) = rx::recv(&socket, &mut buffer).expect("a datagram");
+        let read = crate::shell::wall_clock_now();
+        assert_eq!((len, source), (1, to));
+        // Stamped as the stack receives it (on loopback possibly just after send_to returns).
+        let received = received.expect("SO_TIMESTAMPNS gives a receive time");
+        assert!(
+            before <= received && received <= read,
+            "{before:?} {received:?} {read:?}"
+        );
+        let empty = rx::recv(&socket, &mut buffer).expect_err("nothing more");
+        assert_eq!(empty.kind(), ErrorKind::WouldBlock);
     }
 
     #[test]

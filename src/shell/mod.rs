@@ -11,7 +11,8 @@
 //! ```
 //!
 //! TCP and TLS connections share one connection task (`tcp.rs`); TLS adds a rustls
-//! handshake in front of it (`tls.rs`).
+//! handshake in front of it (`tls.rs`). Call media (`media.rs`) is not in this picture: its
+//! sockets are read by the run loop itself on the 20 ms media tick, so RTP never wakes it.
 
 mod integrations;
 mod media;
@@ -100,13 +101,6 @@ pub(crate) enum Inbound {
     },
     /// A TCP or TLS connection failed (e.g. a rejected certificate) or closed.
     Closed { peer: Peer, reason: String },
-    /// An RTP (or RTCP) packet for a call's media.
-    Media {
-        call: String,
-        source: SocketAddr,
-        rtcp: bool,
-        bytes: Vec<u8>,
-    },
 }
 
 /// Runs the engine until SIGINT/SIGTERM, then unregisters and returns.
@@ -229,7 +223,6 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         socket_path,
         outbox,
     } = integrations::start(&config, listening.clone(), echo_media).await?;
-    let media_inbound = inbound_tx.clone();
     let mut engine = Engine {
         hub,
         event_backlog: VecDeque::new(),
@@ -243,7 +236,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         },
         inbound_tx,
         sip_trace: options.sip_trace,
-        media: media::MediaEngine::new(audio_settings, media_inbound, entropy()),
+        media: media::MediaEngine::new(audio_settings, entropy()),
     };
     engine
         .media
@@ -253,10 +246,20 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     // Burst: a late tick is caught up, not skipped, so file- and null-paced audio loses no frames
     // when the process is briefly starved of CPU (device rings absorb the burst).
     media_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut media_was_active = false;
 
     let mut signals = Signals::new();
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
     loop {
+        // The interval is not polled while no media runs, and Burst would then fire every tick
+        // missed while idle at once: each would send a frame and play one, so a call began
+        // with hundreds of ms of audio sent in a burst. Media starts on a fresh grid instead.
+        let media_active = engine.media.is_active();
+        if media_active && !media_was_active {
+            media_tick.reset_immediately();
+            engine.media.restart_clock();
+        }
+        media_was_active = media_active;
         let core_deadline = engine
             .core
             .poll_timeout()
@@ -268,7 +271,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                 let _ = request.reply.send(result);
             }
             () = sleep_until_option(core_deadline) => engine.core.handle_timeout(now()),
-            _ = media_tick.tick(), if engine.media.is_active() => engine.media.tick(now()).await,
+            _ = media_tick.tick(), if media_active => engine.media.tick(now()),
             () = sleep_until_option(shutdown_deadline) => {
                 tracing::warn!("registrars did not confirm the unregister in time; exiting");
                 break;
@@ -359,12 +362,6 @@ impl Engine {
                 tracing::debug!(peer = %peer.addr, transport = transport_label(peer.transport), %reason, "connection closed");
                 self.core.handle_transport_error(now(), peer, &reason);
             }
-            Inbound::Media {
-                call,
-                source,
-                rtcp,
-                bytes,
-            } => self.media.handle_packet(now(), &call, source, rtcp, &bytes),
         }
     }
 
@@ -374,7 +371,7 @@ impl Engine {
             self.send(transmit).await;
         }
         while let Some(action) = self.core.poll_media() {
-            self.media.apply(now(), action).await;
+            self.media.apply(now(), action);
         }
         for (call, event) in self.media.poll_events() {
             match event {
@@ -786,6 +783,12 @@ fn is_keepalive(bytes: &[u8]) -> bool {
 #[allow(clippy::disallowed_methods)]
 fn now() -> std::time::Instant {
     std::time::Instant::now()
+}
+
+/// Wall-clock time, for converting kernel timestamps (which are wall-clock) to [`now`]'s clock.
+#[allow(clippy::disallowed_methods)]
+fn wall_clock_now() -> std::time::SystemTime {
+    std::time::SystemTime::now()
 }
 
 /// Process-unique entropy from the OS-seeded std hasher (no extra crate needed).
