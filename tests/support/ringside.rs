@@ -187,6 +187,30 @@ impl RingsideProcess {
         self.status
     }
 
+    /// Starts `ringside` again in the same home (same config, event log, token and runtime
+    /// dirs) with `args`, once the previous process has exited (after [`Self::kill`] or a
+    /// clean stop). Its stdout and stderr are appended to the same files, so a failing test
+    /// shows every run.
+    pub fn respawn(&mut self, args: &[&str]) -> io::Result<()> {
+        if self.try_status().is_none() {
+            return Err(io::Error::other(
+                "respawn: the previous ringside is still running; kill or stop it first",
+            ));
+        }
+        let append = |path: &Path| std::fs::OpenOptions::new().append(true).open(path);
+        self.child = Command::new(&self.bin)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(append(&self.stdout_path)?)
+            .stderr(append(&self.stderr_path)?)
+            .spawn()?;
+        self.status = None;
+        Ok(())
+    }
+
     /// Sends SIGTERM (no-op if the process has exited).
     pub fn sigterm(&mut self) {
         if self.try_status().is_none()
