@@ -466,16 +466,24 @@ impl Store {
     }
 
     /// Marks `endpoint` gone: its pending deliveries, and any appended later, become dead
-    /// letters ("endpoint gone (reason)"). Returns how many were dead-lettered now.
+    /// letters ("endpoint gone (reason)"). `attempted` is the delivery whose answer said so: it
+    /// counts one more attempt. Returns how many were dead-lettered now.
     pub fn disable_endpoint(
         &mut self,
         endpoint: &str,
         reason: &str,
+        attempted: Option<i64>,
         now_ms: u64,
     ) -> Result<u64, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(id) = attempted {
+            tx.execute(
+                "UPDATE deliveries SET attempts = attempts + 1 WHERE id = ?1 AND state = 0",
+                params![id],
+            )?;
+        }
         tx.execute(
             "INSERT INTO disabled_endpoints (endpoint, reason, disabled_at_ms) VALUES (?1, ?2, ?3) \
              ON CONFLICT (endpoint) DO UPDATE SET reason = excluded.reason, \
@@ -1010,9 +1018,11 @@ mod tests {
             .record_attempt(first, &AttemptOutcome::Delivered, 1_500)
             .unwrap();
 
+        // evt-2's attempt is the one answered 410.
+        let second = store.pending_deliveries("crm", 1).unwrap()[0].id;
         assert_eq!(
             store
-                .disable_endpoint("crm", "HTTP 410 Gone", 2_000)
+                .disable_endpoint("crm", "HTTP 410 Gone", Some(second), 2_000)
                 .unwrap(),
             1
         );
@@ -1042,6 +1052,8 @@ mod tests {
                 .all(|l| l.reason == "endpoint gone (HTTP 410 Gone)")
         );
         assert_eq!(letters[0].dead_at_ms, 2_000);
+        let attempts: Vec<u32> = letters.iter().map(|l| l.delivery.attempts).collect();
+        assert_eq!(attempts, [1, 0]);
         let counts = store.outbox_counts().unwrap();
         assert_eq!(
             counts["crm"],
