@@ -21,6 +21,7 @@
 pub mod baresip;
 pub mod kamailio;
 pub mod ringside;
+pub mod sip_caller;
 pub mod tone;
 
 use std::collections::HashSet;
