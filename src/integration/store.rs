@@ -271,6 +271,24 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// Whether a commit on this connection may run a WAL checkpoint (SQLite's automatic one,
+    /// after the WAL passes 1000 pages). A checkpoint syncs the database file: on a writer
+    /// whose commits are on someone's critical path, leave it to [`Store::checkpoint`] on
+    /// another connection instead.
+    pub fn set_automatic_checkpoints(&self, on: bool) -> Result<(), StoreError> {
+        let pages = if on { 1000 } else { 0 };
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+        Ok(())
+    }
+
+    /// Copies what it can of the WAL into the database file, without waiting for or blocking
+    /// readers and writers (`PRAGMA wal_checkpoint(PASSIVE)`).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// The highest seq ever stored (pruning does not lower it); 0 for a new store.
     pub fn last_seq(&self) -> Result<u64, StoreError> {
         Ok(read_last_seq(&self.conn)?)
