@@ -23,7 +23,7 @@ pub struct SentInvite {
     pub call_id: String,
     branch: String,
     from: String,
-    /// When `send_to` returned.
+    /// Just before `send_to`.
     pub sent_at: Instant,
 }
 
@@ -97,12 +97,13 @@ Contact: <sip:{from_user}@{local}>\r\n{extra}Content-Length: 0\r\n\r\n",
             ruri = self.request_uri,
             local = self.local,
         );
+        let sent_at = Instant::now();
         self.socket.send_to(text.as_bytes(), self.target)?;
         Ok(SentInvite {
             call_id: call_id.to_owned(),
             branch,
             from,
-            sent_at: Instant::now(),
+            sent_at,
         })
     }
 
