@@ -172,17 +172,7 @@ impl Party {
     /// From a From/To header value (`"Bob" <sip:bob@host>;tag=x`).
     pub fn from_name_addr(value: &str) -> Self {
         let uri = crate::core::message::addr_uri(value);
-        let display = value
-            .find('<')
-            .map(|open| {
-                value[..open]
-                    .trim()
-                    .trim_matches('"')
-                    .replace("\\\"", "\"")
-                    .to_owned()
-            })
-            .filter(|name| !name.is_empty());
-        Self::from_uri(uri, display)
+        Self::from_uri(uri, crate::core::message::display_name(value))
     }
 }
 

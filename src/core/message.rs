@@ -27,11 +27,11 @@ pub fn header(name: &str, value: impl Into<String>) -> Header {
 }
 
 /// The value of a `;name=value` parameter in a header value such as `<sip:a@b>;tag=x;expires=60`.
-/// Parameters inside `<...>` belong to the URI and are skipped.
+/// Parameters inside `<...>` belong to the URI and are skipped, as is a quoted display name.
 pub fn header_param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
-    let after_uri = match (value.find('<'), value.find('>')) {
-        (Some(open), Some(close)) if close > open => &value[close + 1..],
-        _ => value,
+    let after_uri = match bracketed_uri(value) {
+        Some((_, close)) => &value[close + 1..],
+        None => value,
     };
     after_uri.split(';').skip(1).find_map(|param| {
         let (key, val) = param.split_once('=').unwrap_or((param, ""));
@@ -42,11 +42,67 @@ pub fn header_param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// The URI inside a name-addr (`"Bob" <sip:bob@host>;tag=1` → `sip:bob@host`) or an addr-spec.
+/// Brackets inside a quoted display name (`"<sip:911@x>" <sip:bob@host>`) are the caller's
+/// text, not the URI.
 pub fn addr_uri(value: &str) -> &str {
-    match (value.find('<'), value.find('>')) {
-        (Some(open), Some(close)) if close > open => &value[open + 1..close],
-        _ => value.split(';').next().unwrap_or(value).trim(),
+    match bracketed_uri(value) {
+        Some((open, close)) => &value[open + 1..close],
+        None => value.split(';').next().unwrap_or(value).trim(),
     }
+}
+
+/// The display name of a name-addr: a quoted-string unescaped (RFC 3261 §25.1 quoted-pair), or
+/// the tokens before `<`; `None` for an addr-spec or an empty name.
+pub fn display_name(value: &str) -> Option<String> {
+    let value = value.trim_start();
+    let name = match quoted_prefix(value) {
+        Some(end) => {
+            let mut name = String::new();
+            let mut chars = value[1..end - 1].chars();
+            while let Some(c) = chars.next() {
+                name.push(if c == '\\' {
+                    chars.next().unwrap_or(c)
+                } else {
+                    c
+                });
+            }
+            name
+        }
+        None => {
+            let (open, _) = bracketed_uri(value)?;
+            value[..open].trim().to_owned()
+        }
+    };
+    (!name.is_empty()).then_some(name)
+}
+
+/// Byte positions of the `<` and `>` around a name-addr's URI, looking past a quoted display
+/// name.
+fn bracketed_uri(value: &str) -> Option<(usize, usize)> {
+    let start = value.len() - value.trim_start().len();
+    let skip = quoted_prefix(&value[start..]).map_or(start, |end| start + end);
+    let open = skip + value[skip..].find('<')?;
+    let close = open + value[open..].find('>')?;
+    Some((open, close))
+}
+
+/// The length (closing quote included) of the quoted-string that `value` starts with; `None`
+/// when it starts with something else or the quote is never closed.
+fn quoted_prefix(value: &str) -> Option<usize> {
+    let mut chars = value.char_indices();
+    if chars.next()?.1 != '"' {
+        return None;
+    }
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '"' => return Some(i + 1),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A response to `request` copying Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2). A To tag
@@ -158,5 +214,32 @@ mod tests {
     fn addr_uri_extracts_the_uri() {
         assert_eq!(addr_uri("\"Bob\" <sip:bob@host>;tag=1"), "sip:bob@host");
         assert_eq!(addr_uri("sip:bob@host;tag=1"), "sip:bob@host");
+        assert_eq!(addr_uri("Bob Smith <sip:bob@host>"), "sip:bob@host");
+    }
+
+    #[test]
+    fn brackets_and_params_in_a_quoted_display_name_are_text() {
+        let from = r#""<sip:911@evil>; tag=x \" <y>" <sip:+336@pbx>;tag=real"#;
+        assert_eq!(addr_uri(from), "sip:+336@pbx");
+        assert_eq!(header_param(from, "tag"), Some("real"));
+        assert_eq!(
+            display_name(from).as_deref(),
+            Some(r#"<sip:911@evil>; tag=x " <y>"#)
+        );
+    }
+
+    #[test]
+    fn display_names_are_unescaped() {
+        assert_eq!(
+            display_name(r#""Zoë \"Sales\" \\ Co" <sip:a@b>"#).as_deref(),
+            Some(r#"Zoë "Sales" \ Co"#)
+        );
+        assert_eq!(
+            display_name("Bob Smith <sip:a@b>").as_deref(),
+            Some("Bob Smith")
+        );
+        assert_eq!(display_name("\"\" <sip:a@b>"), None);
+        assert_eq!(display_name("<sip:a@b>;tag=1"), None);
+        assert_eq!(display_name("sip:a@b;tag=1"), None);
     }
 }

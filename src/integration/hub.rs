@@ -39,6 +39,10 @@ const REQUEST_CAPACITY: usize = 4096;
 const BROADCAST_CAPACITY: usize = 1024;
 /// How often (in events) the log is pruned to `retain_events`.
 const PRUNE_EVERY: u64 = 1000;
+/// How often (in events) the checkpoint thread is nudged. An event with a delivery adds about
+/// 8 WAL pages, so this keeps the WAL well under SQLite's automatic checkpoint (1000 pages),
+/// which would otherwise run, with its fsync, inside some append on the hub's thread.
+const CHECKPOINT_EVERY: u64 = 32;
 
 /// An event as sent to clients: its `seq` and its one JSON encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +233,12 @@ pub fn start(
         source,
     };
     let store = Store::open(&settings.database).map_err(store_error)?;
+    // Checkpoints (which sync the database file) run on their own thread, never in an append:
+    // publishing an event waits for nothing but its commit.
+    store
+        .set_automatic_checkpoints(false)
+        .map_err(store_error)?;
+    let checkpoints = start_checkpoints(&settings.database).map_err(store_error)?;
     let last_seq = store.last_seq().map_err(store_error)?;
     let left_open = store.open_calls().map_err(store_error)?;
     let (requests, receiver) = mpsc::channel(REQUEST_CAPACITY);
@@ -248,6 +258,7 @@ pub fn start(
         action_urls: settings.action_urls,
         retain_events: settings.retain_events,
         rng: StdRng::from_seed(seed()),
+        checkpoints,
     };
     for stored in left_open {
         match serde_json::from_str::<serde_json::Value>(&stored.json)
@@ -288,6 +299,31 @@ struct Hub {
     action_urls: Vec<ActionTarget>,
     retain_events: u64,
     rng: StdRng,
+    /// Nudges the checkpoint thread (see [`start_checkpoints`]).
+    checkpoints: std::sync::mpsc::SyncSender<()>,
+}
+
+/// The thread that checkpoints the WAL, on its own connection, when the hub nudges it. It ends
+/// when the hub is gone.
+fn start_checkpoints(
+    database: &std::path::Path,
+) -> Result<std::sync::mpsc::SyncSender<()>, StoreError> {
+    let store = Store::open(database)?;
+    let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("ringside-checkpoint".into())
+        .spawn(move || {
+            while nudged.recv().is_ok() {
+                if let Err(error) = store.checkpoint() {
+                    tracing::warn!(%error, "event log: checkpoint failed");
+                }
+            }
+        })
+        .map_err(|error| StoreError::Io {
+            path: database.to_owned(),
+            source: error,
+        })?;
+    Ok(nudge)
 }
 
 impl Hub {
@@ -358,6 +394,10 @@ impl Hub {
             for delivery in &deliveries {
                 outbox.wake(&delivery.endpoint);
             }
+        }
+        if seq.is_multiple_of(CHECKPOINT_EVERY) {
+            // Full: one is still queued, which will cover this too.
+            let _ = self.checkpoints.try_send(());
         }
         if seq.is_multiple_of(PRUNE_EVERY)
             && let Err(error) = self.store.prune(self.retain_events)

@@ -265,9 +265,14 @@ pub fn spawn_outbox(settings: OutboxSettings) -> Result<OutboxHandle, OutboxErro
     for endpoint in settings.endpoints {
         let notify = Arc::new(Notify::new());
         notifies.insert(endpoint.name.clone(), Arc::clone(&notify));
+        let store = StoreClient {
+            requests: requests_tx.clone(),
+        };
         if let Some(reason) = disabled.get(&endpoint.name) {
-            // Its deliveries are dead-lettered as they are appended: nothing to send.
+            // Its deliveries are dead-lettered as they are appended: nothing to send, only
+            // counts to keep current.
             tracing::info!(endpoint = %endpoint.name, %reason, "action URLs: endpoint is disabled");
+            tasks.push(tokio::spawn(keep_counts(endpoint.name, store, notify)));
             continue;
         }
         let rng = StdRng::seed_from_u64(seed ^ hash_name(&endpoint.name));
@@ -275,9 +280,7 @@ pub fn spawn_outbox(settings: OutboxSettings) -> Result<OutboxHandle, OutboxErro
             secrets: endpoint.secrets.clone().into(),
             settings: endpoint,
             client: client.clone(),
-            store: StoreClient {
-                requests: requests_tx.clone(),
-            },
+            store,
             wake: notify,
             rng,
         };
@@ -333,9 +336,14 @@ enum StoreRequest {
     Disable {
         endpoint: String,
         reason: String,
+        /// The delivery that was answered 410.
+        attempted: i64,
         now_ms: u64,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    /// Re-read an endpoint's counts into the status (deliveries to a disabled endpoint are
+    /// dead-lettered as the hub appends them, which the store thread does not see).
+    Refresh { endpoint: String },
 }
 
 /// Serves requests until every endpoint task is gone, publishing status as it goes.
@@ -374,10 +382,11 @@ fn run_store(
             StoreRequest::Disable {
                 endpoint,
                 reason,
+                attempted,
                 now_ms,
                 reply,
             } => {
-                let result = store.disable_endpoint(&endpoint, &reason, now_ms);
+                let result = store.disable_endpoint(&endpoint, &reason, Some(attempted), now_ms);
                 if result.is_ok() {
                     status.send_modify(|status| {
                         status
@@ -390,6 +399,7 @@ fn run_store(
                 let _ = reply.send(result);
                 (endpoint, Some((reason, now_ms)))
             }
+            StoreRequest::Refresh { endpoint } => (endpoint, None),
         };
         let counts = match store.endpoint_counts(&endpoint) {
             Ok(counts) => counts,
@@ -467,10 +477,26 @@ impl StoreClient {
         .await
     }
 
-    async fn disable(&self, endpoint: &str, reason: &str, now_ms: u64) -> Result<u64, CallError> {
+    async fn refresh(&self, endpoint: &str) -> Result<(), CallError> {
+        self.requests
+            .send(StoreRequest::Refresh {
+                endpoint: endpoint.to_owned(),
+            })
+            .await
+            .map_err(|_| CallError::Stopped)
+    }
+
+    async fn disable(
+        &self,
+        endpoint: &str,
+        reason: &str,
+        attempted: i64,
+        now_ms: u64,
+    ) -> Result<u64, CallError> {
         self.call(|reply| StoreRequest::Disable {
             endpoint: endpoint.to_owned(),
             reason: reason.to_owned(),
+            attempted,
             now_ms,
             reply,
         })
@@ -480,6 +506,17 @@ impl StoreClient {
 
 // ---------------------------------------------------------------------------------------------
 // Endpoint tasks
+
+/// A disabled endpoint's task: sends nothing, but each wake-up (the hub appended deliveries,
+/// dead on arrival) refreshes its counts, so the status does not go stale.
+async fn keep_counts(name: String, store: StoreClient, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        if store.refresh(&name).await.is_err() {
+            return;
+        }
+    }
+}
 
 struct EndpointWorker {
     settings: EndpointSettings,
@@ -557,6 +594,7 @@ impl EndpointWorker {
                         Ok(true) => {}
                         Ok(false) => {
                             in_flight.abort_all();
+                            keep_counts(name, self.store, self.wake).await;
                             return;
                         }
                         Err(CallError::Stopped) => return,
@@ -583,7 +621,10 @@ impl EndpointWorker {
                 AttemptOutcome::Delivered
             }
             Verdict::Gone(reason) => {
-                let dead = self.store.disable(name, &reason, now_ms).await?;
+                let dead = self
+                    .store
+                    .disable(name, &reason, delivery.id, now_ms)
+                    .await?;
                 tracing::warn!(
                     endpoint = %name, %target, %reason, dead_letters = dead,
                     "action URLs: endpoint is gone; disabled, its pending deliveries are dead letters"

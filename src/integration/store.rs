@@ -271,6 +271,24 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// Whether a commit on this connection may run a WAL checkpoint (SQLite's automatic one,
+    /// after the WAL passes 1000 pages). A checkpoint syncs the database file: on a writer
+    /// whose commits are on someone's critical path, leave it to [`Store::checkpoint`] on
+    /// another connection instead.
+    pub fn set_automatic_checkpoints(&self, on: bool) -> Result<(), StoreError> {
+        let pages = if on { 1000 } else { 0 };
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+        Ok(())
+    }
+
+    /// Copies what it can of the WAL into the database file, without waiting for or blocking
+    /// readers and writers (`PRAGMA wal_checkpoint(PASSIVE)`).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// The highest seq ever stored (pruning does not lower it); 0 for a new store.
     pub fn last_seq(&self) -> Result<u64, StoreError> {
         Ok(read_last_seq(&self.conn)?)
@@ -466,16 +484,24 @@ impl Store {
     }
 
     /// Marks `endpoint` gone: its pending deliveries, and any appended later, become dead
-    /// letters ("endpoint gone (reason)"). Returns how many were dead-lettered now.
+    /// letters ("endpoint gone (reason)"). `attempted` is the delivery whose answer said so: it
+    /// counts one more attempt. Returns how many were dead-lettered now.
     pub fn disable_endpoint(
         &mut self,
         endpoint: &str,
         reason: &str,
+        attempted: Option<i64>,
         now_ms: u64,
     ) -> Result<u64, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(id) = attempted {
+            tx.execute(
+                "UPDATE deliveries SET attempts = attempts + 1 WHERE id = ?1 AND state = 0",
+                params![id],
+            )?;
+        }
         tx.execute(
             "INSERT INTO disabled_endpoints (endpoint, reason, disabled_at_ms) VALUES (?1, ?2, ?3) \
              ON CONFLICT (endpoint) DO UPDATE SET reason = excluded.reason, \
@@ -1010,9 +1036,11 @@ mod tests {
             .record_attempt(first, &AttemptOutcome::Delivered, 1_500)
             .unwrap();
 
+        // evt-2's attempt is the one answered 410.
+        let second = store.pending_deliveries("crm", 1).unwrap()[0].id;
         assert_eq!(
             store
-                .disable_endpoint("crm", "HTTP 410 Gone", 2_000)
+                .disable_endpoint("crm", "HTTP 410 Gone", Some(second), 2_000)
                 .unwrap(),
             1
         );
@@ -1042,6 +1070,8 @@ mod tests {
                 .all(|l| l.reason == "endpoint gone (HTTP 410 Gone)")
         );
         assert_eq!(letters[0].dead_at_ms, 2_000);
+        let attempts: Vec<u32> = letters.iter().map(|l| l.delivery.attempts).collect();
+        assert_eq!(attempts, [1, 0]);
         let counts = store.outbox_counts().unwrap();
         assert_eq!(
             counts["crm"],

@@ -22,6 +22,7 @@ pub mod api;
 pub mod baresip;
 pub mod kamailio;
 pub mod ringside;
+pub mod sip_caller;
 pub mod sipp;
 pub mod tone;
 
