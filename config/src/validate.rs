@@ -872,62 +872,78 @@ fn password_of(
     }
 
     if let Some(var) = &a.password_env {
-        let name = var.get_ref();
-        let key = format!("{path}.password_env");
-        if name.is_empty() || name.contains(['=', '\0']) {
-            sink.at(
-                &var.span(),
-                format!("{key}: invalid environment variable name {name:?}"),
-            );
-            return None;
-        }
-        let problem = match (ctx.env)(name).map(OsString::into_string) {
-            None => "is not set",
-            Some(Err(_)) => "is not valid UTF-8",
-            Some(Ok(v)) if v.is_empty() => "is empty",
-            Some(Ok(v)) => return Some(Secret::new(v)),
-        };
-        sink.at(
-            &var.span(),
-            format!("{key}: environment variable `{name}` {problem}"),
-        );
-        return None;
+        return secret_from_env(ctx, sink, &format!("{path}.password_env"), var);
     }
 
     if let Some(file) = &a.password_file {
-        let key = format!("{path}.password_file");
-        let given = file.get_ref();
-        if given.is_empty() {
-            sink.at(&file.span(), format!("{key}: must not be empty"));
-            return None;
-        }
-        let full: PathBuf = match ctx.base_dir {
-            Some(dir) => dir.join(given),
-            None => PathBuf::from(given),
-        };
-        return match std::fs::read_to_string(&full) {
-            Err(e) => {
-                sink.at(
-                    &file.span(),
-                    format!("{key}: cannot read {:?}: {e}", full.display().to_string()),
-                );
-                None
-            }
-            Ok(text) => {
-                let secret = text.trim_end_matches(['\n', '\r']);
-                if secret.is_empty() {
-                    sink.at(
-                        &file.span(),
-                        format!("{key}: {:?} is empty", full.display().to_string()),
-                    );
-                    None
-                } else {
-                    Some(Secret::new(secret))
-                }
-            }
-        };
+        return secret_from_file(ctx, sink, &format!("{path}.password_file"), file)
+            .map(|(secret, _)| secret);
     }
     None
+}
+
+/// A secret from the environment variable `var` names (`key` is the setting, for errors).
+/// Errors name the variable, never its value.
+pub(crate) fn secret_from_env(
+    ctx: &Ctx<'_>,
+    sink: &mut Sink<'_>,
+    key: &str,
+    var: &Spanned<String>,
+) -> Option<Secret> {
+    let name = var.get_ref();
+    if name.is_empty() || name.contains(['=', '\0']) {
+        sink.at(
+            &var.span(),
+            format!("{key}: invalid environment variable name {name:?}"),
+        );
+        return None;
+    }
+    let problem = match (ctx.env)(name).map(OsString::into_string) {
+        None => "is not set",
+        Some(Err(_)) => "is not valid UTF-8",
+        Some(Ok(v)) if v.trim().is_empty() => "is empty",
+        Some(Ok(v)) => return Some(Secret::new(v)),
+    };
+    sink.at(
+        &var.span(),
+        format!("{key}: environment variable `{name}` {problem}"),
+    );
+    None
+}
+
+/// A secret from the file `file` names (relative to the config's directory; the trailing
+/// line break removed), with the path as shown in messages. Errors never quote the contents.
+pub(crate) fn secret_from_file(
+    ctx: &Ctx<'_>,
+    sink: &mut Sink<'_>,
+    key: &str,
+    file: &Spanned<String>,
+) -> Option<(Secret, String)> {
+    let given = file.get_ref();
+    if given.is_empty() {
+        sink.at(&file.span(), format!("{key}: must not be empty"));
+        return None;
+    }
+    let full: PathBuf = match ctx.base_dir {
+        Some(dir) => dir.join(given),
+        None => PathBuf::from(given),
+    };
+    let shown = format!("{:?}", full.display().to_string());
+    match std::fs::read_to_string(&full) {
+        Err(e) => {
+            sink.at(&file.span(), format!("{key}: cannot read {shown}: {e}"));
+            None
+        }
+        Ok(text) => {
+            let secret = text.trim_end_matches(['\n', '\r']);
+            if secret.trim().is_empty() {
+                sink.at(&file.span(), format!("{key}: {shown} is empty"));
+                None
+            } else {
+                Some((Secret::new(secret), shown))
+            }
+        }
+    }
 }
 
 impl ListenAddr {

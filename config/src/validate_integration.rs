@@ -6,7 +6,6 @@
 //! signing secrets) are never formatted into a message, only the key that holds them.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -26,7 +25,7 @@ use crate::raw::{
     RawActionUrl, RawApi, RawDialPolicy, RawEvents, RawHeaders, RawOn, RawSecrets, Span, join_key,
 };
 use crate::template::{Segment, UrlTemplate, is_token};
-use crate::validate::{Ctx, ranged};
+use crate::validate::{Ctx, ranged, secret_from_env, secret_from_file};
 
 /// Longest Unix socket path, in bytes (`sun_path` is 108 bytes on Linux, NUL included).
 const MAX_SOCKET_PATH_BYTES: usize = 107;
@@ -837,48 +836,13 @@ fn signing_secrets(
     // (base64 has none), so a rotation can list the new and the old one.
     let (key, span, text, origin) = if let Some(var) = &a.secret_env {
         let key = format!("{path}.secret_env");
-        let name = var.get_ref();
-        if name.is_empty() || name.contains(['=', '\0']) {
-            sink.at(
-                &var.span(),
-                format!("{key}: invalid environment variable name {name:?}"),
-            );
-            return None;
-        }
-        let problem = match (ctx.env)(name).map(OsString::into_string) {
-            None => "is not set",
-            Some(Err(_)) => "is not valid UTF-8",
-            Some(Ok(v)) if v.trim().is_empty() => "is empty",
-            Some(Ok(v)) => {
-                let origin = format!("environment variable `{name}`");
-                return decode_list(&key, &var.span(), &Secret::new(v), &origin, &expected, sink);
-            }
-        };
-        sink.at(
-            &var.span(),
-            format!("{key}: environment variable `{name}` {problem}"),
-        );
-        return None;
+        let text = secret_from_env(ctx, sink, &key, var)?;
+        let origin = format!("environment variable `{}`", var.get_ref());
+        (key, var.span(), text, origin)
     } else if let Some(file) = &a.secret_file {
         let key = format!("{path}.secret_file");
-        let given = file.get_ref();
-        if given.is_empty() {
-            sink.at(&file.span(), format!("{key}: must not be empty"));
-            return None;
-        }
-        let full = resolve(ctx, given);
-        let shown = full.display().to_string();
-        match std::fs::read_to_string(&full) {
-            Err(e) => {
-                sink.at(&file.span(), format!("{key}: cannot read {shown:?}: {e}"));
-                return None;
-            }
-            Ok(text) if text.trim().is_empty() => {
-                sink.at(&file.span(), format!("{key}: {shown:?} is empty"));
-                return None;
-            }
-            Ok(text) => (key, file.span(), Secret::new(text), format!("{shown:?}")),
-        }
+        let (text, shown) = secret_from_file(ctx, sink, &key, file)?;
+        (key, file.span(), text, shown)
     } else {
         return Some(Vec::new());
     };
