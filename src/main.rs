@@ -94,23 +94,40 @@ fn control(config_path: Option<PathBuf>, request: &serde_json::Value) -> ExitCod
     }
 }
 
-fn events(config_path: Option<PathBuf>, after: Option<u64>) -> ExitCode {
-    let mut client = match connect(config_path) {
-        Ok(client) => client,
-        Err(code) => return code,
-    };
+/// Prints the stream. When the instance drops this client for falling behind (its output is a
+/// slow pipe), it reconnects from where it was, so nothing is lost or printed twice.
+fn events(config_path: Option<PathBuf>, mut after: Option<u64>) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
-    let result = client.follow(after, |line| {
-        use std::io::Write;
-        writeln!(stdout, "{line}")
-            .and_then(|()| stdout.flush())
-            .is_ok()
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+    loop {
+        let mut client = match connect(config_path.clone()) {
+            Ok(client) => client,
+            Err(code) => return code,
+        };
+        let mut resume_after = None;
+        let result = client.follow(after, |line| {
+            use std::io::Write;
+            let closed = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .filter(|v| v["type"] == "stream.closed");
+            if let Some(closed) = closed {
+                resume_after = closed["resume_after"].as_u64();
+                eprintln!(
+                    "ringside: {}; resuming",
+                    closed["reason"].as_str().unwrap_or("stream closed")
+                );
+                return false;
+            }
+            writeln!(stdout, "{line}")
+                .and_then(|()| stdout.flush())
+                .is_ok()
+        });
+        if let Err(error) = result {
             eprintln!("ringside: {error}");
-            ExitCode::from(1)
+            return ExitCode::from(1);
+        }
+        match resume_after {
+            Some(seq) => after = Some(seq),
+            None => return ExitCode::SUCCESS,
         }
     }
 }
