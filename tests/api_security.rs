@@ -504,6 +504,7 @@ fn form_posts_cannot_place_a_call() {
     // GET never changes state.
     let reply = http.get(&instance.token, &format!("/v1/calls?to={form}"));
     assert_eq!(reply.status, 405, "GET /v1/calls: {reply:?}");
+    assert_eq!(reply.error_code(), "bad_request", "a JSON error: {reply:?}");
     let barrier = barrier_call(&instance, &http);
     let reply = http.get(&instance.token, &format!("/v1/calls/{barrier}/hangup"));
     assert_eq!(reply.status, 405, "GET hangup: {reply:?}");

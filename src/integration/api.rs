@@ -120,6 +120,7 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/action-urls", get(get_action_urls))
         .route("/v1/openapi.json", get(get_openapi))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             gatekeeper,
@@ -387,6 +388,14 @@ async fn get_action_urls(State(state): State<Arc<ApiState>>) -> Response {
 
 async fn get_openapi() -> Response {
     json_response(StatusCode::OK, OPENAPI_JSON.to_owned())
+}
+
+async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::BadRequest,
+        "method not allowed: state changes are POST with a JSON body; reads are GET",
+    )
 }
 
 async fn not_found() -> Response {
