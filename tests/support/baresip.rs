@@ -47,6 +47,9 @@ pub struct BaresipOptions {
     pub start_timeout: Duration,
     /// Register the user at this `host:port` with this password (none: never register).
     pub registrar: Option<(String, String)>,
+    /// Answer incoming calls at once (the account's `answermode=auto`); otherwise they
+    /// ring until a `accept` command.
+    pub auto_answer: bool,
 }
 
 impl Default for BaresipOptions {
@@ -58,6 +61,7 @@ impl Default for BaresipOptions {
             sine_hz: 1000,
             start_timeout: Duration::from_secs(20),
             registrar: None,
+            auto_answer: false,
         }
     }
 }
@@ -79,6 +83,12 @@ impl BaresipOptions {
     /// Sets the tone frequency.
     pub fn sine_hz(mut self, hz: u32) -> Self {
         self.sine_hz = hz;
+        self
+    }
+
+    /// Answers incoming calls automatically (`answermode=auto`).
+    pub fn auto_answer(mut self) -> Self {
+        self.auto_answer = true;
         self
     }
 }
@@ -649,7 +659,12 @@ pub fn read_wav(path: &Path) -> io::Result<Wav> {
 /// The accounts line: a local never-registering UA, or a user registered at a registrar.
 fn account_line(options: &BaresipOptions) -> String {
     let codecs = options.audio_codecs.join(",");
-    match &options.registrar {
+    let answer = if options.auto_answer {
+        ";answermode=auto"
+    } else {
+        ""
+    };
+    let line = match &options.registrar {
         None => format!(
             "<sip:{}@127.0.0.1>;regint=0;audio_codecs={codecs}",
             options.user
@@ -658,5 +673,6 @@ fn account_line(options: &BaresipOptions) -> String {
             "<sip:{}@{host_port}>;auth_pass={password};regint=300;audio_codecs={codecs}",
             options.user
         ),
-    }
+    };
+    format!("{line}{answer}")
 }
