@@ -13,7 +13,7 @@
 //!   │ seq jump (probation), duplicate,   │   │ of the frame's timestamp + one frame):        │
 //!   │ too late / too old, buffer full    │   │   due packet present:                         │
 //!   └─────────────────┬──────────────────┘   │     after Expand            → Merge           │
-//!                     │ accepted             │     delay > target + 17 ms  → Accelerate      │
+//!                     │ accepted             │     delay > target + 22 ms  → Accelerate      │
 //!   ┌─────────────────▼──────────────────┐   │     delay < target +  2 ms  → PreemptiveExpand│
 //!   │ packet store, sorted by extended   ├──►│     otherwise               → Normal          │
 //!   │ sequence number (64-bit, no wrap)  │   │   due packet missing:                         │
@@ -53,8 +53,10 @@
 //!   [`JitterConfig::max_shrink_ms_per_s`].
 //! * **Follow the target with time-stretching.** The caller may honour
 //!   [`Playout::Accelerate`] (play the frame [`JitterBuffer::stretch_ms`] shorter) and
-//!   [`Playout::PreemptiveExpand`] (play it that much longer). The band between the two is wider
-//!   than one stretch, so the controller does not oscillate.
+//!   [`Playout::PreemptiveExpand`] (play it that much longer). The band between the two is
+//!   20 ms wide: wider than one stretch, and as wide as the 20 ms tick on which a caller reads
+//!   its socket and pops, so that some delay the tick can find a packet at lies in the band and
+//!   the controller settles instead of oscillating.
 //! * **Clock drift.** A sender whose clock runs fast makes the current delay creep up; the
 //!   buffer accelerates about as often as needed to absorb the drift (0.5 % drift costs 0.5 % of
 //!   the audio). A slow sender makes it creep down, and preemptive expansion refills it before
@@ -107,8 +109,12 @@ const TIMESTAMP_JUMP_US: i64 = 3_000_000;
 /// The current delay is kept at least this much above the target, so the due packet has a
 /// little slack before it would be missed.
 const PRESENCE_MARGIN_US: i64 = 2_000;
-/// Width of the "normal" band above `target + PRESENCE_MARGIN`; wider than one stretch.
-const ACCELERATE_BAND_US: i64 = 15_000;
+/// Width of the "normal" band above `target + PRESENCE_MARGIN`: at least one 20 ms tick. A
+/// caller that reads its socket on a tick finds each packet at a delay from a set of values one
+/// tick apart (the arrival phase relative to the tick fixes which); a narrower band can hold
+/// none of them, and the delay then chases itself: accelerate, the next packet not read yet
+/// (expand), merge, accelerate again (15 ms did that in about one call in ten).
+const ACCELERATE_BAND_US: i64 = 20_000;
 /// Packets that would play more than this beyond `max_delay_ms` are flushed.
 const FLUSH_SLACK_US: i64 = 50_000;
 /// Upper bound on the time-stretch step.

@@ -1003,7 +1003,8 @@ fn simulated_network_30_plus_minus_20_ms() {
                 s.reordered_packets
             );
             assert!(s.expand_rate < 0.05, "{kind:?} {seed}: {s:?}");
-            assert!(s.mean_delay_ms < 120.0, "{kind:?} {seed}: {s:?}");
+            // 100–120 ms for Pareto since the normal band is one 20 ms tick wide (95–100 with 15 ms).
+            assert!(s.mean_delay_ms < 130.0, "{kind:?} {seed}: {s:?}");
             assert!(s.mean_delay_ms > 20.0, "{kind:?} {seed}: {s:?}");
             assert_eq!(s.lost_packets, 0);
         }
@@ -1123,4 +1124,108 @@ fn steady_state_does_not_allocate() {
     }
     let steady = allocations() - warm;
     assert_eq!(steady, 0, "allocations in 15 000 steady-state frames");
+}
+
+// ---- steady state on a tick ------------------------------------------------------------------
+
+/// A 20 ms / 8 kHz sender through a proxy: packet `i` arrives at `phase_ms + 20·i + jitter`,
+/// jitter uniform in ±`jitter_ms`; the first `burst` packets arrive together (what queued in
+/// the proxy while the call was set up). The media engine ticks every 20 ms from 0: each tick
+/// drains the socket, stamping packets with their arrival time, then pops until 20 ms of audio
+/// are ready, each pop labelled with the tick plus the audio already queued (as the session
+/// does, so a pop after a stretch is labelled up to 10 ms after the drain).
+fn phase_run(phase_ms: f64, jitter_ms: f64, burst: u32, seed: u64, packets: u32) -> Vec<Out> {
+    let t0 = base();
+    let mut jb = JitterBuffer::new(cfg(8000));
+    let mut rng = XorShift::new(seed);
+    let mut order = stream(packets, 20.0, 8000, 1000, 0);
+    for p in &mut order {
+        let sent = p.arrive_ms.max(20.0 * f64::from(burst.saturating_sub(1)));
+        p.arrive_ms = (sent + phase_ms + jitter_ms * (2.0 * rng.unit() - 1.0)).max(0.0);
+    }
+    order.sort_by(|a, b| a.arrive_ms.total_cmp(&b.arrive_ms));
+    let mut next = 0;
+    let mut outs = Vec::new();
+    let mut queued_ms = 0.0;
+    for k in 0..packets + 20 {
+        let tick = 20.0 * f64::from(k);
+        while let Some(p) = order.get(next).filter(|p| p.arrive_ms <= tick) {
+            let meta = RtpPacketMeta {
+                sequence: p.seq,
+                timestamp: p.ts,
+                marker: false,
+                ssrc: p.ssrc,
+            };
+            jb.push(at(t0, p.arrive_ms), meta, &p.id.to_be_bytes());
+            next += 1;
+        }
+        while queued_ms < 20.0 {
+            outs.push(to_out(jb.pop(at(t0, tick + queued_ms))));
+            queued_ms += jb.last_output_ms();
+        }
+        queued_ms -= 20.0;
+    }
+    outs
+}
+
+/// The interop defect (Ringside calling baresip through Kamailio, about one call in ten):
+/// nothing lost, ±1 ms of jitter, yet accelerate ×2, expand, merge every 100 ms for the whole
+/// call. It happened when packets arrived within about a millisecond of the tick: the delay at
+/// which the tick finds a packet takes values one tick (20 ms) apart, and a normal band
+/// narrower than that held none of them (measured before the fix: 273 of 3000 runs of a sweep
+/// like this one oscillated; with jitter 1 ms, phases 0–0.5 and 19.5 ms).
+#[test]
+fn steady_stream_on_a_tick_settles_at_any_phase() {
+    struct Case {
+        burst: u32,
+        jitter_ms: f64,
+    }
+    let cases = [
+        Case {
+            burst: 1,
+            jitter_ms: 0.0,
+        },
+        Case {
+            burst: 1,
+            jitter_ms: 1.0,
+        },
+        Case {
+            burst: 2,
+            jitter_ms: 1.0,
+        },
+        Case {
+            burst: 3,
+            jitter_ms: 1.0,
+        },
+        Case {
+            burst: 3,
+            jitter_ms: 3.0,
+        },
+    ];
+    for c in &cases {
+        for seed in 1..=3 {
+            // Arrival phase relative to the tick, 0–19.5 ms in 0.5 ms steps.
+            for phase in (0..40).map(|h| f64::from(h) * 0.5) {
+                let outs = phase_run(phase, c.jitter_ms, c.burst, seed, 250);
+                let first = outs
+                    .iter()
+                    .position(|o| o.played().is_some())
+                    .expect("playout starts");
+                // From one second after the start to the end of the stream.
+                let steady = &outs[first + 50..first + 230];
+                let count = |f: fn(&Out) -> bool| steady.iter().filter(|o| f(o)).count();
+                let concealed = count(|o| matches!(o, Out::Expand | Out::Merge(_) | Out::Silence));
+                let accelerated = count(|o| matches!(o, Out::Accelerate(_)));
+                let stretched = count(|o| matches!(o, Out::Accelerate(_) | Out::Preemptive(_)));
+                let what = format!(
+                    "burst {} jitter {} ms seed {seed} phase {phase} ms: {steady:?}",
+                    c.burst, c.jitter_ms
+                );
+                assert_eq!(concealed, 0, "nothing concealed: {what}");
+                assert_eq!(accelerated, 0, "no acceleration: {what}");
+                // At most one correction (the delay reference renewing itself).
+                assert!(stretched <= 2, "settled: {what}");
+            }
+        }
+    }
 }
