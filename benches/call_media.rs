@@ -571,22 +571,26 @@ fn status_mib(pid: u32, field: &str) -> f64 {
         / 1024.0
 }
 
-/// Context switches (voluntary + involuntary) of every thread of `pid`: about one per wake-up.
-fn context_switches(pid: u32) -> u64 {
+/// Context switches of every thread of `pid`, (voluntary, involuntary): a voluntary one is
+/// about one wake-up; involuntary ones are preemptions by other load.
+fn context_switches(pid: u32) -> (u64, u64) {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return (0, 0);
     };
-    tasks
-        .filter_map(Result::ok)
-        .map(|task| {
-            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-            status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches:"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum::<u64>()
-        })
-        .sum()
+    let field = |status: &str, name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    tasks.filter_map(Result::ok).fold((0, 0), |(v, n), task| {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        (
+            v + field(&status, "voluntary_ctxt_switches:"),
+            n + field(&status, "nonvoluntary_ctxt_switches:"),
+        )
+    })
 }
 
 /// The pid of the baresip whose config dir is `dir` (its command line holds `-f DIR`).
@@ -651,7 +655,11 @@ fn cpu_and_rss(
     let peer_before = peer.and_then(cpu_ticks);
     std::thread::sleep(window);
     let after = cpu_ticks(pid).expect("ringside's /proc/PID/stat");
-    let switches = context_switches(pid) - switches_before;
+    let switches_after = context_switches(pid);
+    let switches = (
+        switches_after.0 - switches_before.0,
+        switches_after.1 - switches_before.1,
+    );
     let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
     let peer_after = peer.and_then(cpu_ticks);
     let elapsed = started.elapsed().as_secs_f64();
@@ -675,8 +683,11 @@ fn cpu_and_rss(
         after - before,
     );
     eprintln!(
-        "{label}: ringside {threads} threads, {:.0} context switches/s",
-        switches as f64 / elapsed
+        "{label}: ringside {threads} threads, {:.0} context switches/s ({:.0} voluntary, {:.0} \
+         involuntary)",
+        (switches.0 + switches.1) as f64 / elapsed,
+        switches.0 as f64 / elapsed,
+        switches.1 as f64 / elapsed
     );
     if let (Some(b), Some(a)) = (peer_before, peer_after) {
         eprintln!(

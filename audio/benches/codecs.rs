@@ -1,5 +1,6 @@
 //! Codec cost per 20 ms frame: G.711 µ-law / A-law encode + decode, G.711 Appendix I
-//! concealment, Opus encode and decode (48 kHz mono, 24 kbps, FEC on), and 48k↔8k resampling.
+//! concealment, Opus encode (at the default complexity and at 10, 6 and 1) and decode (48 kHz
+//! mono, 24 kbps, FEC on), and 48k↔8k resampling.
 //!
 //! `cargo bench -p ringside-audio --bench codecs`; one element = one 20 ms frame.
 //! The input is a voiced-speech stand-in (harmonics of 180 Hz with vibrato): Opus' cost depends
@@ -10,6 +11,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringside_audio::codec::{CodecConfig, CodecKind, new_decoder, new_encoder};
+use ringside_audio::opus_codec::OpusConfig;
 use ringside_audio::resample::Resampler;
 
 /// One second of the voiced test signal at `sample_rate_hz`.
@@ -97,6 +99,28 @@ fn opus(c: &mut Criterion) {
             black_box(n)
         })
     });
+    // The encoder at other complexities (the default is the `encode` above).
+    for complexity in [10, 6, 1] {
+        let config = CodecConfig {
+            opus: OpusConfig {
+                complexity,
+                ..OpusConfig::default()
+            },
+            ..CodecConfig::default()
+        };
+        let mut enc = new_encoder(CodecKind::Opus, &config).expect("encoder");
+        let mut i = 0;
+        group.bench_function(format!("encode_complexity_{complexity}"), |b| {
+            b.iter(|| {
+                payload.clear();
+                let n = enc
+                    .encode(black_box(frames[i % frames.len()]), &mut payload)
+                    .expect("encode");
+                i += 1;
+                black_box(n)
+            })
+        });
+    }
     let mut dec = new_decoder(CodecKind::Opus, &config).expect("decoder");
     let mut out = vec![0i16; 960];
     let mut i = 0;

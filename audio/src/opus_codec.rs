@@ -10,6 +10,11 @@
 //!   lost frame from the next packet with [`Decoder::decode_fec`].
 //! - **DTX off**: DTX stops sending packets in silence, which the jitter buffer would read as
 //!   loss and which breaks some NAT keep-alive assumptions.
+//! - **Complexity 6**, not libopus' 10: the encoder is most of an Opus call's CPU, and at 6 it
+//!   costs ~20 % less (SILK's delayed-decision quantiser keeps 3 states instead of 4) for a
+//!   PESQ-WB loss of 0.04–0.15 on speech; 8 and 9 encode exactly like 10, and 5 and below lose
+//!   more than they save until 1, which is 4× cheaper but 0.6–0.8 PESQ worse. Measured with
+//!   `examples/opus_complexity.rs`; numbers in docs/performance.md.
 //!
 //! Real-time: libopus state is allocated once in the constructors; the encoder writes into a
 //! preallocated scratch packet buffer, the decoder writes into the caller's slice; nothing
@@ -22,6 +27,8 @@ pub const SAMPLE_RATE_HZ: u32 = 48_000;
 /// Longest Opus packet duration (120 ms) in samples: size decode buffers with this to accept
 /// any packet a peer may send.
 pub const MAX_FRAME_SAMPLES: usize = 5760;
+/// Encoder complexity used unless configured otherwise (see the module docs).
+pub const DEFAULT_COMPLEXITY: u8 = 6;
 /// libopus' recommended maximum packet size.
 const MAX_PACKET_BYTES: usize = 4000;
 
@@ -34,6 +41,8 @@ pub struct OpusConfig {
     pub packet_loss_perc: u8,
     /// In-band forward error correction (default on).
     pub inband_fec: bool,
+    /// Encoder complexity, 0..=10 (default [`DEFAULT_COMPLEXITY`]; libopus' own default is 10).
+    pub complexity: u8,
 }
 
 impl Default for OpusConfig {
@@ -42,6 +51,7 @@ impl Default for OpusConfig {
             bitrate_bps: 24_000,
             packet_loss_perc: 10,
             inband_fec: true,
+            complexity: DEFAULT_COMPLEXITY,
         }
     }
 }
@@ -74,6 +84,11 @@ impl OpusEncoder {
                 "Opus packet_loss_perc must be 0..=100",
             ));
         }
+        if config.complexity > 10 {
+            return Err(CodecError::UnsupportedConfig(
+                "Opus complexity must be 0..=10",
+            ));
+        }
         let mut inner = opus::Encoder::new(
             SAMPLE_RATE_HZ,
             opus::Channels::Mono,
@@ -88,6 +103,9 @@ impl OpusEncoder {
             .set_packet_loss_perc(i32::from(config.packet_loss_perc))
             .map_err(lib_err)?;
         inner.set_dtx(false).map_err(lib_err)?;
+        inner
+            .set_complexity(i32::from(config.complexity))
+            .map_err(lib_err)?;
         Ok(OpusEncoder {
             inner,
             packet: vec![0; MAX_PACKET_BYTES].into_boxed_slice(),

@@ -591,6 +591,14 @@ fn opus_errors_are_classified() {
         new_decoder(CodecKind::Opus, &bad).unwrap_err(),
         CodecError::UnsupportedConfig(_)
     ));
+    let too_complex = OpusConfig {
+        complexity: 11,
+        ..OpusConfig::default()
+    };
+    assert!(matches!(
+        OpusEncoder::new(too_complex).unwrap_err(),
+        CodecError::UnsupportedConfig(_)
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
