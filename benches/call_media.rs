@@ -87,22 +87,7 @@ fn start_ringside(
         rtp + 3,
         pbx.udp_uri()
     );
-    let config = home.write_file("ringside.toml", &config).expect("config");
-    let config = config.to_str().expect("utf-8 path").to_owned();
-    let mut all_args = vec!["run", "--config", &config];
-    all_args.extend_from_slice(args);
-    let ringside = home
-        .spawn(Path::new(BIN), &all_args, &[])
-        .expect("spawn ringside");
-    let registered = poll_until(SETTLE, Duration::from_millis(50), || {
-        let status = ringside.status_json().ok()?;
-        (status["registrations"][0]["state"] == "registered").then_some(())
-    });
-    assert!(
-        registered.is_some(),
-        "ringside did not register:\n{}",
-        ringside.stderr()
-    );
+    let ringside = home.run_registered(Path::new(BIN), &config, args, SETTLE);
     (ringside, port)
 }
 

@@ -84,20 +84,12 @@ fn start(account_options: &str) -> Option<Setup> {
         heard.display(),
         pbx.udp_uri()
     );
-    let config = home.write_file("ringside.toml", &config).expect("config");
-    let config = config.to_str().expect("utf-8 path").to_owned();
-    let ringside = home
-        .spawn(
-            Path::new(RINGSIDE),
-            &["run", "--config", &config, "--sip-trace", "--log", "debug"],
-            &[],
-        )
-        .expect("ringside");
-    let registered = poll_until(SETTLE, POLL, || {
-        let status = ringside.status_json().ok()?;
-        (status["registrations"][0]["state"] == "registered").then_some(())
-    });
-    assert!(registered.is_some(), "ringside did not register");
+    let ringside = home.run_registered(
+        Path::new(RINGSIDE),
+        &config,
+        &["--sip-trace", "--log", "debug"],
+        SETTLE,
+    );
     Some(Setup {
         _pbx: pbx,
         ringside,

@@ -78,6 +78,32 @@ impl RingsideHome {
         ]
     }
 
+    /// Writes `config` as `ringside.toml`, runs `bin run --config it ARGS...` and waits up to
+    /// `settle` until its first account is registered.
+    pub fn run_registered(
+        self,
+        bin: &Path,
+        config: &str,
+        args: &[&str],
+        settle: Duration,
+    ) -> RingsideProcess {
+        let config = self.write_file("ringside.toml", config).expect("config");
+        let config = config.to_str().expect("utf-8 path").to_owned();
+        let mut all_args = vec!["run", "--config", &config];
+        all_args.extend_from_slice(args);
+        let ringside = self.spawn(bin, &all_args, &[]).expect("ringside");
+        let registered = poll_until(settle, Duration::from_millis(20), || {
+            let status = ringside.status_json().ok()?;
+            (status["registrations"][0]["state"] == "registered").then_some(())
+        });
+        assert!(
+            registered.is_some(),
+            "ringside did not register:\n{}",
+            ringside.stderr()
+        );
+        ringside
+    }
+
     /// Spawns `bin ARGS...` with this home's environment plus `envs`.
     pub fn spawn(
         self,
