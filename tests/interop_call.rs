@@ -195,30 +195,44 @@ fn baresip_calls_ringside_through_kamailio_with_opus_and_both_hear_each_other() 
 // a SIPp pcap.
 // ---------------------------------------------------------------------------------------
 
-/// Ringside's events so far: the JSON of every event line it logged on stderr
-/// (`... ringside::event: {"type":"call.held",...}`), in order.
-fn ringside_events(ringside: &RingsideProcess) -> Vec<Value> {
-    ringside.events()
+/// Ringside logged `call.held` then `call.resumed`, once each.
+fn assert_held_then_resumed(ringside: &RingsideProcess) {
+    let hold_events: Vec<Value> = ringside
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "call.held" || e["type"] == "call.resumed")
+        .map(|e| e["type"].clone())
+        .collect();
+    assert_eq!(hold_events, ["call.held", "call.resumed"]);
 }
 
-/// Ringside's events of type `kind`.
-fn events_of(ringside: &RingsideProcess, kind: &str) -> Vec<Value> {
-    ringside_events(ringside)
-        .into_iter()
-        .filter(|e| e["type"] == kind)
-        .collect()
+/// Keeps the call up until Ringside has written 3.5 s more playback. The file device flushes
+/// about once a second, so the mark taken now is early by up to ~1 s, never late: the last
+/// 2.5 s of the recording were certainly played after the resume. Returns the mark (frames)
+/// and the recording's sample rate.
+fn play_past_the_resume(setup: &Setup) -> (usize, usize) {
+    let mark = playback_frames(&setup.heard);
+    let rate = read_wav(&setup.heard).expect("playback WAV").sample_rate as usize;
+    let grown = poll_until(SETTLE, POLL, || {
+        (playback_frames(&setup.heard) >= mark + rate * 7 / 2).then_some(())
+    });
+    assert!(
+        grown.is_some(),
+        "ringside's playback stopped after the resume"
+    );
+    (mark, rate)
 }
 
 /// Waits until Ringside has logged `count` events of type `kind` and returns all of them.
 fn wait_events(ringside: &RingsideProcess, kind: &str, count: usize) -> Vec<Value> {
     poll_until(SETTLE, POLL, || {
-        let events = events_of(ringside, kind);
+        let events = ringside.events_of(kind);
         (events.len() >= count).then_some(events)
     })
     .unwrap_or_else(|| {
         panic!(
             "ringside did not log {count} `{kind}` event(s) in {SETTLE:?}; events: {:#?}",
-            ringside_events(ringside)
+            ringside.events()
         )
     })
 }
@@ -269,26 +283,9 @@ fn baresip_holds_and_resumes_the_call() {
     let resumed = wait_events(&setup.ringside, "call.resumed", 1);
     assert_eq!(resumed[0]["by"], "remote", "{resumed:#?}");
     // Order: held, then resumed, once each.
-    let hold_events: Vec<Value> = ringside_events(&setup.ringside)
-        .into_iter()
-        .filter(|e| e["type"] == "call.held" || e["type"] == "call.resumed")
-        .map(|e| e["type"].clone())
-        .collect();
-    assert_eq!(hold_events, ["call.held", "call.resumed"]);
+    assert_held_then_resumed(&setup.ringside);
 
-    // Everything written after this point was played after the resume, except for what
-    // the file device had not flushed yet (it flushes about once a second): the mark is
-    // early by up to ~1 s, never late. Keep the call up until 3.5 s more have been written,
-    // so the last 2.5 s were certainly played after the resume.
-    let mark = playback_frames(&setup.heard);
-    let rate = read_wav(&setup.heard).expect("playback WAV").sample_rate as usize;
-    let grown = poll_until(SETTLE, POLL, || {
-        (playback_frames(&setup.heard) >= mark + rate * 7 / 2).then_some(())
-    });
-    assert!(
-        grown.is_some(),
-        "ringside's playback stopped after the resume"
-    );
+    let (mark, rate) = play_past_the_resume(&setup);
 
     baresip.hangup().expect("hangup");
     let ended = wait_call_ended(&setup.ringside);
@@ -371,20 +368,9 @@ fn baresip_sends_dtmf_to_ringside() {
     baresip.hangup().expect("hangup");
     let ended = wait_call_ended(&setup.ringside);
     assert_eq!(ended["reason"], "remote_hangup", "{ended}");
-    let dtmf = events_of(&setup.ringside, "call.dtmf");
-    let digits: Vec<(&str, &str)> = dtmf
-        .iter()
-        .map(|e| {
-            (
-                e["digit"].as_str().unwrap_or_default(),
-                e["direction"].as_str().unwrap_or_default(),
-            )
-        })
-        .collect();
     assert_eq!(
-        digits,
-        [("1", "received"), ("2", "received"), ("#", "received")],
-        "{dtmf:#?}"
+        setup.ringside.dtmf_digits(),
+        ["1/received", "2/received", "#/received"]
     );
 }
 
@@ -619,7 +605,9 @@ fn ringside_calls_baresip(setup: &Setup, baresip_codecs: &[&str]) -> (Baresip, S
 
     // The call's progress: dialing, maybe ringing (baresip answers at once, so a 180 is
     // optional), then established; once each.
-    let progress: Vec<String> = ringside_events(&setup.ringside)
+    let progress: Vec<String> = setup
+        .ringside
+        .events()
         .into_iter()
         .filter(|e| e["call"]["id"] == call.as_str())
         .filter_map(|e| e["type"].as_str().map(str::to_owned))
@@ -635,7 +623,7 @@ fn ringside_calls_baresip(setup: &Setup, baresip_codecs: &[&str]) -> (Baresip, S
         expected.iter().any(|e| progress == *e),
         "call events out of order: {progress:?}"
     );
-    for event in events_of(&setup.ringside, "call.dialing") {
+    for event in &setup.ringside.events_of("call.dialing") {
         assert_eq!(event["call"]["origin"], "manual", "{event:#}");
     }
     (baresip, call)
@@ -834,24 +822,10 @@ fn ringside_holds_and_resumes_a_call_to_baresip() {
         "sendrecv",
         "baresip's answer:\n{answer}"
     );
-    let hold_events: Vec<Value> = ringside_events(&setup.ringside)
-        .into_iter()
-        .filter(|e| e["type"] == "call.held" || e["type"] == "call.resumed")
-        .map(|e| e["type"].clone())
-        .collect();
-    assert_eq!(hold_events, ["call.held", "call.resumed"]);
+    assert_held_then_resumed(&setup.ringside);
 
-    // As in baresip_holds_and_resumes_the_call: judge only what was certainly played after
-    // the resume.
-    let mark = playback_frames(&setup.heard);
-    let rate = read_wav(&setup.heard).expect("playback WAV").sample_rate as usize;
-    let grown = poll_until(SETTLE, POLL, || {
-        (playback_frames(&setup.heard) >= mark + rate * 7 / 2).then_some(())
-    });
-    assert!(
-        grown.is_some(),
-        "ringside's playback stopped after the resume"
-    );
+    // Judge only what was certainly played after the resume.
+    let (mark, rate) = play_past_the_resume(&setup);
     ringside_hangs_up(&setup, &mut baresip, &call);
 
     let heard = read_wav(&setup.heard).expect("ringside's playback file is a valid WAV");
@@ -905,21 +879,7 @@ fn ringside_sends_dtmf_to_baresip() {
             .expect("baresip sees each digit end");
     }
     ringside_hangs_up(&setup, &mut baresip, &call);
-    let dtmf = events_of(&setup.ringside, "call.dtmf");
-    let digits: Vec<(&str, &str)> = dtmf
-        .iter()
-        .map(|e| {
-            (
-                e["digit"].as_str().unwrap_or_default(),
-                e["direction"].as_str().unwrap_or_default(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        digits,
-        [("1", "sent"), ("2", "sent"), ("#", "sent")],
-        "{dtmf:#?}"
-    );
+    assert_eq!(setup.ringside.dtmf_digits(), ["1/sent", "2/sent", "#/sent"]);
     let all_received: Vec<String> = baresip
         .events()
         .iter()

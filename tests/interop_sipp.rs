@@ -134,24 +134,13 @@ fn sipp_calls(setup: &Setup, dir: &Path, scenario: &str, extra: &[&str]) -> Sipp
 
 // ----- Ringside's event log (JSON lines on stderr, target ringside::event) -----
 
-fn ringside_events(ringside: &RingsideProcess) -> Vec<Value> {
-    ringside.events()
-}
-
-fn events_of(ringside: &RingsideProcess, kind: &str) -> Vec<Value> {
-    ringside_events(ringside)
-        .into_iter()
-        .filter(|e| e["type"] == kind)
-        .collect()
-}
-
 /// Waits for the call's one `call.ended` and for its media to stop (which finishes the
 /// playback WAV); checks the call went incoming → established → ended by the caller's BYE,
 /// and returns the `call.ended` event.
 fn wait_clean_call(ringside: &RingsideProcess) -> Value {
     let ended = poll_until(SETTLE, POLL, || {
         let stopped = ringside.stderr().contains("call media stopped");
-        let ended = events_of(ringside, "call.ended");
+        let ended = ringside.events_of("call.ended");
         (stopped && !ended.is_empty()).then_some(ended)
     })
     .unwrap_or_else(|| {
@@ -166,7 +155,8 @@ fn wait_clean_call(ringside: &RingsideProcess) -> Value {
             ringside.stderr()
         )
     });
-    let calls: Vec<String> = ringside_events(ringside)
+    let calls: Vec<String> = ringside
+        .events()
         .into_iter()
         .filter(|e| e["type"] != "call.dtmf")
         .filter_map(|e| Some(e["type"].as_str()?.to_owned()))
@@ -176,7 +166,7 @@ fn wait_clean_call(ringside: &RingsideProcess) -> Value {
         calls,
         ["call.incoming", "call.established", "call.ended"],
         "{:#?}",
-        ringside_events(ringside)
+        ringside.events()
     );
     let ended = ended.into_iter().next().unwrap_or_default();
     assert_eq!(ended["reason"], "remote_hangup", "{ended}");
@@ -448,20 +438,15 @@ fn sipp_sends_rfc4733_dtmf_from_pcaps_to_ringside() {
         setup.ringside.stderr()
     );
     wait_clean_call(&setup.ringside);
-    let dtmf = events_of(&setup.ringside, "call.dtmf");
-    let digits: Vec<(&str, &str)> = dtmf
-        .iter()
-        .map(|e| {
-            (
-                e["digit"].as_str().unwrap_or_default(),
-                e["direction"].as_str().unwrap_or_default(),
-            )
-        })
-        .collect();
     assert_eq!(
-        digits,
-        ["1", "5", "9", "*", "#"].map(|d| (d, "received")),
-        "{dtmf:#?}"
+        setup.ringside.dtmf_digits(),
+        [
+            "1/received",
+            "5/received",
+            "9/received",
+            "*/received",
+            "#/received"
+        ]
     );
 }
 

@@ -223,6 +223,25 @@ impl RingsideProcess {
             .collect()
     }
 
+    /// The logged events of type `kind`.
+    pub fn events_of(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["type"] == kind)
+            .collect()
+    }
+
+    /// Every logged `call.dtmf` as `digit/direction` (`1/received`), in order.
+    pub fn dtmf_digits(&self) -> Vec<String> {
+        self.events_of("call.dtmf")
+            .iter()
+            .map(|e| {
+                let text = |key: &str| e[key].as_str().unwrap_or_default().to_owned();
+                format!("{}/{}", text("digit"), text("direction"))
+            })
+            .collect()
+    }
+
     /// The exit status if the process has exited.
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
