@@ -35,13 +35,31 @@
 //! counters. Everything else (resampling, logging, allocation, error text) happens on the
 //! engine thread inside `read`/`write`/`stats`.
 //!
-//! Buffering (constants below): each ring holds [`RING_MS`]. Capture returns silence until
-//! [`PREFILL_MS`] of audio has accumulated (and again after an underrun), and drops the oldest
-//! audio when more than [`HIGH_WATER_MS`] piles up (device clock faster than the engine tick).
-//! Playback stays silent until [`PREFILL_MS`] is queued (again after running dry), and the
-//! callback skips the oldest audio when more than [`HIGH_WATER_MS`] is queued; `write` drops
-//! only what does not fit in the ring. So each direction adds about `PREFILL_MS` to
-//! `HIGH_WATER_MS` (typically `PREFILL_MS` plus one tick) plus the device's own buffer.
+//! Buffering (constants below): each ring holds [`RING_MS`]. What a ring adds to the delay is
+//! its *standing level*: the audio still queued at the engine's side at the moment that matters
+//! (playback: just before a tick writes its frame; capture: just after a tick read its frame).
+//! Fixed prefills set that level by the accident of when the device and the tick started, and
+//! it never drops afterwards (the rings fill and drain at the same rate). So both rings:
+//!
+//! - start small: playback plays once [`PREFILL_MS`] is queued; capture returns real audio once
+//!   a read plus [`CAPTURE_PREFILL_MS`] has arrived;
+//! - keep the standing level at [`STANDING_TARGET_MS`] (plus a margin that grows by
+//!   [`UNDERRUN_MARGIN_MS`] with each underrun and shrinks slowly without): after each window
+//!   of [`LEVEL_WINDOW_TICKS`] ticks, whatever the *lowest* level of the window held beyond
+//!   that was never needed, and is cut out of the stream with a short crossfade
+//!   ([`TRIM_CROSSFADE_MS`]) on the engine side (playback: from the frame being written;
+//!   capture: from the audio being read);
+//! - drop back to the start level above [`HIGH_WATER_MS`] (a burst after a stall, clock drift).
+//!
+//! An underrun refills to the start level (playback re-primes, capture pads and re-primes),
+//! which is how a level that was too low grows again.
+//!
+//! ```text
+//!   playback ring level   ▲   write 20 ms
+//!                         │  ╱╲    ╱╲    ╱╲       the lowest point of each sawtooth is the
+//!                         │ ╱  ╲  ╱  ╲  ╱  ╲      standing level: the delay a sample waits
+//!                     ────┼╱────╲╱────╲╱────►     beyond its own frame; trimmed to the target
+//! ```
 
 use std::fmt;
 use std::path::PathBuf;
@@ -59,12 +77,30 @@ pub use null::{NullCapture, NullPlayback};
 
 /// Capacity of each cpal ring, in milliseconds of audio at the device rate.
 pub const RING_MS: u32 = 200;
-/// Audio a cpal ring must hold before capture returns real samples / playback starts playing.
-pub const PREFILL_MS: u32 = 40;
-/// Above this level both rings drop their oldest audio back to [`PREFILL_MS`] (capture in
+/// Audio the playback ring must hold before the callback starts playing from it (again after
+/// running dry): one 20 ms tick plus a little, so the first frames do not run dry at once.
+pub const PREFILL_MS: u32 = 25;
+/// Capture returns real audio once a whole read plus this much has arrived (again after an
+/// underrun).
+pub const CAPTURE_PREFILL_MS: u32 = 5;
+/// Above this level both rings drop their oldest audio back to their start level (capture in
 /// `read`, playback in the device callback), which bounds the latency clock drift or a burst
 /// after a stall can add.
 pub const HIGH_WATER_MS: u32 = 120;
+/// The standing level each ring is trimmed to (see the module docs), before any underrun
+/// margin.
+pub const STANDING_TARGET_MS: u32 = 3;
+/// Added to the standing target after each underrun (up to [`MAX_UNDERRUN_MARGIN_MS`]); one
+/// millisecond of it is given back after every [`MARGIN_DECAY_WINDOWS`] windows without one.
+pub const UNDERRUN_MARGIN_MS: u32 = 5;
+pub const MAX_UNDERRUN_MARGIN_MS: u32 = 40;
+pub const MARGIN_DECAY_WINDOWS: u32 = 10;
+/// Ticks (reads or writes) per standing-level window: 1 s at 20 ms.
+pub const LEVEL_WINDOW_TICKS: u32 = 50;
+/// Excess smaller than this is left alone (each trim is a tiny splice in the audio).
+pub const TRIM_HYSTERESIS_MS: u32 = 2;
+/// Length of the crossfade that joins the audio on both sides of a trim.
+pub const TRIM_CROSSFADE_MS: u32 = 2;
 
 /// A cpal handle whose device callback has not run for this long rebuilds its stream (in the
 /// engine's `read`/`write`), see [`CpalCapture`].
@@ -155,12 +191,15 @@ pub struct DeviceStats {
     pub dropped_samples: u64,
     /// Samples of silence inserted by underruns (capture: padding returned by `read`).
     pub padded_samples: u64,
-    /// Samples discarded to bring a ring above [`HIGH_WATER_MS`] back to [`PREFILL_MS`].
+    /// Samples discarded: standing-level trims and drops above [`HIGH_WATER_MS`].
     pub trimmed_samples: u64,
     /// Device callbacks run so far.
     pub callbacks: u64,
     /// Samples waiting in the ring now.
     pub buffered_samples: usize,
+    /// Sound cards: the ring's standing level over the last second (playback: the lowest level
+    /// just before a write; capture: the lowest just after a read), before any trim.
+    pub standing_samples: usize,
     /// Errors the backend reported for the stream (device unplugged, …).
     pub stream_errors: u64,
     /// Times the stream was rebuilt after a stall (see [`STALL_RESTART_MS`]).

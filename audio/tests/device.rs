@@ -444,7 +444,7 @@ fn cpal_alsa_null_smoke() {
 
 /// Plays a 1 kHz tone to the default output and records the default input at the same time,
 /// paced like the engine (20 ms ticks), until 1 s of gap-free audio came back (at most 8 s,
-/// which leaves room for the handles' stall restarts). Needs a clocked loop: a PulseAudio null
+/// which leaves room for the handles' stall restarts and their standing-level trims). Needs a clocked loop: a PulseAudio null
 /// sink with its monitor as the default source (recipe in `docs` / platform notes). Runs only
 /// with `RINGSIDE_PULSE_TEST=1`.
 #[test]
@@ -466,7 +466,7 @@ fn cpal_round_trip_through_pulseaudio_null_sink() {
     let mut phase = 0u64;
     // Gap-free capture since the last restart / underrun on either side.
     let mut captured: Vec<i16> = Vec::new();
-    let mut glitches = (0, 0, 0);
+    let mut glitches = (0, 0, 0, 0);
     let start = Instant::now();
     let mut k = 0u32;
     loop {
@@ -482,13 +482,19 @@ fn cpal_round_trip_through_pulseaudio_null_sink() {
         let mut buf = vec![0i16; (cap_rate / 50) as usize];
         let real = cap.read(&mut buf);
         let (ps, cs) = (play.stats(), cap.stats());
-        let now_glitches = (ps.restarts + cs.restarts, ps.underruns, cs.underruns);
+        // A standing-level trim splices the stream: clean audio restarts after it too.
+        let now_glitches = (
+            ps.restarts + cs.restarts,
+            ps.underruns,
+            cs.underruns,
+            ps.trimmed_samples + cs.trimmed_samples,
+        );
         // A frame that is not all tone: not arrived yet, or a stall that has not been
         // detected yet.
         let full_tone = rms(&buf) > amp / 2f64.sqrt() * 0.9;
         if now_glitches != glitches {
             eprintln!(
-                "{:?}: (restarts, playback underruns, capture underruns) = {now_glitches:?}; callbacks {} / {}",
+                "{:?}: (restarts, playback underruns, capture underruns, trimmed) = {now_glitches:?}; callbacks {} / {}",
                 start.elapsed(),
                 ps.callbacks,
                 cs.callbacks

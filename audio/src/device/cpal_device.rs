@@ -13,12 +13,12 @@ use cpal::{
 use rtrb::{Consumer, Producer, RingBuffer};
 
 use super::ring::{
-    CallbackCounters, CaptureReader, PlaybackCallbackState, PlaybackWriter, pop_playback,
-    push_capture,
+    CallbackCounters, CaptureReader, LevelParams, PlaybackCallbackState, PlaybackWriter,
+    pop_playback, push_capture,
 };
 use super::{
-    CaptureSource, DeviceError, DeviceInfo, DeviceSpec, DeviceStats, HIGH_WATER_MS, PREFILL_MS,
-    PlaybackSink, RING_MS, STALL_RESTART_MS, ms_to_samples,
+    CAPTURE_PREFILL_MS, CaptureSource, DeviceError, DeviceInfo, DeviceSpec, DeviceStats,
+    HIGH_WATER_MS, PREFILL_MS, PlaybackSink, RING_MS, STALL_RESTART_MS, ms_to_samples,
 };
 
 /// The rate we ask sound cards for (or the supported rate closest to it).
@@ -459,8 +459,9 @@ impl CaptureStream {
                 let running = build_input_any(device, config, format, producer)?;
                 let reader = CaptureReader::new(
                     consumer,
-                    ms_to_samples(rate, PREFILL_MS),
+                    ms_to_samples(rate, CAPTURE_PREFILL_MS),
                     ms_to_samples(rate, HIGH_WATER_MS),
+                    LevelParams::at_rate(rate),
                 );
                 Ok((running, reader))
             })?;
@@ -478,6 +479,7 @@ impl CaptureStream {
             trimmed_samples: self.reader.trimmed_samples,
             callbacks: c.callbacks.load(Relaxed),
             buffered_samples: self.reader.buffered(),
+            standing_samples: self.reader.standing(),
             stream_errors: c.errors.load(Relaxed),
             ..DeviceStats::default()
         }
@@ -615,7 +617,11 @@ impl PlaybackStream {
                     ms_to_samples(rate, PREFILL_MS),
                     ms_to_samples(rate, HIGH_WATER_MS),
                 )?;
-                let writer = PlaybackWriter::new(producer);
+                let writer = PlaybackWriter::new(
+                    producer,
+                    Arc::clone(&running.counters),
+                    LevelParams::at_rate(rate),
+                );
                 Ok((running, writer))
             })?;
         Ok((PlaybackStream { running, writer }, opened))
@@ -629,9 +635,10 @@ impl PlaybackStream {
             overruns: self.writer.overruns,
             dropped_samples: self.writer.dropped_samples,
             padded_samples: c.padded_samples.load(Relaxed),
-            trimmed_samples: c.trimmed_samples.load(Relaxed),
+            trimmed_samples: c.trimmed_samples.load(Relaxed) + self.writer.trimmed_samples,
             callbacks: c.callbacks.load(Relaxed),
             buffered_samples: self.writer.buffered(),
+            standing_samples: self.writer.standing(),
             stream_errors: c.errors.load(Relaxed),
             ..DeviceStats::default()
         }

@@ -2,9 +2,11 @@
 //!
 //! Callback side ([`push_capture`], [`pop_playback`]): runs on the audio thread, only copies
 //! samples (with per-sample format conversion and channel pick/duplication) and bumps atomics.
-//! Engine side ([`CaptureReader`], [`PlaybackWriter`]): priming, underrun padding, drift trim.
+//! Engine side ([`CaptureReader`], [`PlaybackWriter`]): priming, underrun padding, drift trim,
+//! and the standing-level control of the parent module's docs ([`StandingLevel`]).
 //! Both are plain functions over `rtrb` ends so they are unit-tested without a sound card.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use cpal::{FromSample, Sample};
@@ -116,6 +118,120 @@ pub(super) fn pop_playback<T>(
     }
 }
 
+/// Sizes of the standing-level control, in samples at the ring's rate.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LevelParams {
+    pub target: usize,
+    pub hysteresis: usize,
+    pub underrun_margin: usize,
+    pub max_margin: usize,
+    pub margin_decay: usize,
+    pub window_ticks: u32,
+    pub decay_windows: u32,
+    pub crossfade: usize,
+}
+
+impl LevelParams {
+    /// The module constants at `rate_hz`.
+    pub fn at_rate(rate_hz: u32) -> Self {
+        use super::{
+            LEVEL_WINDOW_TICKS, MARGIN_DECAY_WINDOWS, MAX_UNDERRUN_MARGIN_MS, STANDING_TARGET_MS,
+            TRIM_CROSSFADE_MS, TRIM_HYSTERESIS_MS, UNDERRUN_MARGIN_MS, ms_to_samples,
+        };
+        LevelParams {
+            target: ms_to_samples(rate_hz, STANDING_TARGET_MS),
+            hysteresis: ms_to_samples(rate_hz, TRIM_HYSTERESIS_MS),
+            underrun_margin: ms_to_samples(rate_hz, UNDERRUN_MARGIN_MS),
+            max_margin: ms_to_samples(rate_hz, MAX_UNDERRUN_MARGIN_MS),
+            margin_decay: ms_to_samples(rate_hz, 1),
+            window_ticks: LEVEL_WINDOW_TICKS,
+            decay_windows: MARGIN_DECAY_WINDOWS,
+            crossfade: ms_to_samples(rate_hz, TRIM_CROSSFADE_MS),
+        }
+    }
+}
+
+/// Watches a ring's level at the engine's critical moment, once per tick, and says how much
+/// of it was never needed: the lowest level of each window beyond the target (plus the
+/// underrun margin). See the parent module's docs.
+#[derive(Debug)]
+pub(super) struct StandingLevel {
+    params: LevelParams,
+    /// Lowest level of the last complete window (before its cut).
+    pub last_lowest: usize,
+    margin: usize,
+    seen: u32,
+    lowest: usize,
+    windows_without_underrun: u32,
+}
+
+impl StandingLevel {
+    pub fn new(params: LevelParams) -> Self {
+        StandingLevel {
+            params,
+            last_lowest: 0,
+            margin: 0,
+            seen: 0,
+            lowest: usize::MAX,
+            windows_without_underrun: 0,
+        }
+    }
+
+    /// The level the control keeps.
+    pub fn keep(&self) -> usize {
+        self.params.target + self.margin
+    }
+
+    /// One tick's level; at the end of a window, the samples to cut (0 most of the time).
+    pub fn observe(&mut self, level: usize) -> usize {
+        self.lowest = self.lowest.min(level);
+        self.seen += 1;
+        if self.seen < self.params.window_ticks {
+            return 0;
+        }
+        let excess = self.lowest.saturating_sub(self.keep());
+        self.last_lowest = self.lowest;
+        self.seen = 0;
+        self.lowest = usize::MAX;
+        self.windows_without_underrun += 1;
+        if self.windows_without_underrun >= self.params.decay_windows {
+            self.windows_without_underrun = 0;
+            self.margin = self.margin.saturating_sub(self.params.margin_decay);
+        }
+        if excess > self.params.hysteresis {
+            excess
+        } else {
+            0
+        }
+    }
+
+    /// The ring ran dry: keep more from now on and start a fresh window.
+    pub fn underrun(&mut self) {
+        self.margin = (self.margin + self.params.underrun_margin).min(self.params.max_margin);
+        self.windows_without_underrun = 0;
+        self.seen = 0;
+        self.lowest = usize::MAX;
+    }
+}
+
+/// `out[i] = input[cut + i]`, except that the first `fade` samples cross from `input[i]` to
+/// `input[cut + i]` (linear), so cutting `input[..cut]`'s tail out leaves no step.
+/// `input.len()` must be at least `cut + out.len()`.
+fn splice(input: &[i16], cut: usize, fade: usize, out: &mut [i16]) {
+    let fade = fade.min(out.len());
+    for (i, o) in out.iter_mut().enumerate() {
+        let late = i32::from(input[cut + i]);
+        *o = if i < fade {
+            let early = i32::from(input[i]);
+            let w = (i + 1) as i32;
+            let n = (fade + 1) as i32;
+            ((early * (n - w) + late * w) / n) as i16
+        } else {
+            late as i16
+        };
+    }
+}
+
 /// Engine-side end of a capture ring.
 #[derive(Debug)]
 pub(super) struct CaptureReader {
@@ -123,6 +239,8 @@ pub(super) struct CaptureReader {
     primed: bool,
     prefill: usize,
     high_water: usize,
+    level: StandingLevel,
+    crossfade: usize,
     pub underruns: u64,
     pub padded_samples: u64,
     pub trimmed_samples: u64,
@@ -130,12 +248,20 @@ pub(super) struct CaptureReader {
 }
 
 impl CaptureReader {
-    pub fn new(consumer: Consumer<i16>, prefill: usize, high_water: usize) -> Self {
+    /// `prefill`: what must be queued beyond one read before real audio is returned.
+    pub fn new(
+        consumer: Consumer<i16>,
+        prefill: usize,
+        high_water: usize,
+        level: LevelParams,
+    ) -> Self {
         CaptureReader {
             consumer,
             primed: false,
             prefill,
             high_water: high_water.max(prefill),
+            level: StandingLevel::new(level),
+            crossfade: level.crossfade,
             underruns: 0,
             padded_samples: 0,
             trimmed_samples: 0,
@@ -148,37 +274,56 @@ impl CaptureReader {
         self.consumer.slots()
     }
 
+    /// The standing level of the last window (see the parent module's docs).
+    pub fn standing(&self) -> usize {
+        self.level.last_lowest
+    }
+
     /// See [`crate::device::CaptureSource::read`]. Silence (0 real) while priming; after an
     /// underrun the real samples come first, then the padding.
     pub fn read(&mut self, out: &mut [i16]) -> usize {
         let available = self.consumer.slots();
         if !self.primed {
-            if available >= self.prefill.max(out.len()).max(1) {
+            if available >= out.len() + self.prefill {
                 self.primed = true;
             } else {
                 out.fill(0);
                 return 0;
             }
         }
-        let (popped, rest) = self.consumer.pop_partial_slice(out);
-        let n = popped.len();
-        rest.fill(0);
-        if n < out.len() {
+        if available < out.len() {
+            let (popped, rest) = self.consumer.pop_partial_slice(out);
+            let n = popped.len();
+            rest.fill(0);
             self.underruns += 1;
             self.padded_samples += (out.len() - n) as u64;
             self.primed = false;
+            self.level.underrun();
+            self.samples += n as u64;
+            return n;
         }
-        // Device clock faster than the engine's: drop the oldest audio back to the prefill level.
-        let left = available - n;
-        if left > self.high_water {
-            let excess = left - self.prefill;
-            if let Ok(chunk) = self.consumer.read_chunk(excess) {
-                chunk.commit_all();
-                self.trimmed_samples += excess as u64;
+        let left = available - out.len();
+        let mut cut = self.level.observe(left).min(left);
+        if left - cut > self.high_water {
+            // Device clock faster than the engine's: back to the start level.
+            cut = left - self.prefill;
+        }
+        if cut == 0 {
+            let _ = self.consumer.pop_partial_slice(out);
+        } else if let Ok(chunk) = self.consumer.read_chunk(cut + out.len()) {
+            // Peek at the oldest `cut + out.len()` samples, splice, then drop them all.
+            let (a, b) = chunk.as_slices();
+            if b.is_empty() {
+                splice(a, cut, self.crossfade, out);
+            } else {
+                let joined: Vec<i16> = a.iter().chain(b).copied().collect();
+                splice(&joined, cut, self.crossfade, out);
             }
+            chunk.commit_all();
+            self.trimmed_samples += cut as u64;
         }
-        self.samples += n as u64;
-        n
+        self.samples += out.len() as u64;
+        out.len()
     }
 }
 
@@ -186,17 +331,38 @@ impl CaptureReader {
 #[derive(Debug)]
 pub(super) struct PlaybackWriter {
     producer: Producer<i16>,
+    /// The callback's counters (its underruns grow the standing margin).
+    counters: Arc<CallbackCounters>,
+    underruns_seen: u64,
+    level: StandingLevel,
+    crossfade: usize,
+    /// Samples still to cut from the next frames (a trim larger than one frame).
+    pending_cut: usize,
+    scratch: Vec<i16>,
     pub overruns: u64,
     pub dropped_samples: u64,
+    pub trimmed_samples: u64,
     pub samples: u64,
 }
 
 impl PlaybackWriter {
-    pub fn new(producer: Producer<i16>) -> Self {
+    pub fn new(
+        producer: Producer<i16>,
+        counters: Arc<CallbackCounters>,
+        level: LevelParams,
+    ) -> Self {
+        let capacity = producer.buffer().capacity();
         PlaybackWriter {
             producer,
+            counters,
+            underruns_seen: 0,
+            level: StandingLevel::new(level),
+            crossfade: level.crossfade,
+            pending_cut: 0,
+            scratch: Vec::with_capacity(capacity),
             overruns: 0,
             dropped_samples: 0,
+            trimmed_samples: 0,
             samples: 0,
         }
     }
@@ -206,9 +372,36 @@ impl PlaybackWriter {
         self.producer.buffer().capacity() - self.producer.slots()
     }
 
-    /// Queues `pcm`; the tail that does not fit is dropped and counted (the callback keeps the
-    /// level near the prefill mark, so this only happens when the device stopped pulling).
+    /// The standing level of the last window (see the parent module's docs).
+    pub fn standing(&self) -> usize {
+        self.level.last_lowest
+    }
+
+    /// Queues `pcm`, minus any standing-level trim (spliced out of its start); the tail that
+    /// does not fit is dropped and counted (only when the device stopped pulling).
     pub fn write(&mut self, pcm: &[i16]) {
+        let underruns = self.counters.underruns.load(Relaxed);
+        if underruns != self.underruns_seen {
+            self.underruns_seen = underruns;
+            self.level.underrun();
+            self.pending_cut = 0;
+        }
+        // Cuts still pending count as done, or the next window would cut them again.
+        let level = self.buffered().saturating_sub(self.pending_cut);
+        self.pending_cut += self.level.observe(level);
+        let cut = self
+            .pending_cut
+            .min(pcm.len().saturating_sub(self.crossfade));
+        let pcm = if cut == 0 {
+            pcm
+        } else {
+            self.pending_cut -= cut;
+            self.trimmed_samples += cut as u64;
+            self.scratch.clear();
+            self.scratch.resize(pcm.len() - cut, 0);
+            splice(pcm, cut, self.crossfade, &mut self.scratch);
+            &self.scratch
+        };
         let (pushed, rest) = self.producer.push_partial_slice(pcm);
         self.samples += pushed.len() as u64;
         if !rest.is_empty() {
@@ -223,6 +416,20 @@ mod tests {
     use super::*;
     use rtrb::RingBuffer;
 
+    /// Standing-level control that never acts within these short tests.
+    fn no_trim() -> LevelParams {
+        LevelParams {
+            target: 0,
+            hysteresis: 0,
+            underrun_margin: 0,
+            max_margin: 0,
+            margin_decay: 0,
+            window_ticks: u32::MAX,
+            decay_windows: u32::MAX,
+            crossfade: 0,
+        }
+    }
+
     #[test]
     fn capture_takes_channel_zero_and_converts() {
         let (mut p, c) = RingBuffer::<i16>::new(16);
@@ -230,7 +437,7 @@ mod tests {
         // Stereo f32: left = 0.5, right = -1.0.
         let data = [0.5f32, -1.0, 0.5, -1.0, 0.5, -1.0];
         push_capture(&mut p, &data, 2, &counters);
-        let mut r = CaptureReader::new(c, 3, 10);
+        let mut r = CaptureReader::new(c, 0, 10, no_trim());
         let mut out = [7i16; 3];
         assert_eq!(r.read(&mut out), 3);
         assert_eq!(out, [16384; 3]);
@@ -250,10 +457,10 @@ mod tests {
     fn capture_primes_pads_and_reprimes() {
         let (mut p, c) = RingBuffer::<i16>::new(64);
         let counters = CallbackCounters::default();
-        let mut r = CaptureReader::new(c, 8, 40);
+        let mut r = CaptureReader::new(c, 4, 40, no_trim());
         let mut out = [9i16; 4];
         push_capture(&mut p, &[1i16; 6], 1, &counters);
-        // 6 < prefill 8: silence, nothing real, not an underrun.
+        // 6 < one read + prefill = 8: silence, nothing real, not an underrun.
         assert_eq!(r.read(&mut out), 0);
         assert_eq!(out, [0; 4]);
         push_capture(&mut p, &[2i16; 4], 1, &counters);
@@ -274,13 +481,13 @@ mod tests {
     fn capture_trims_above_high_water() {
         let (mut p, c) = RingBuffer::<i16>::new(128);
         let counters = CallbackCounters::default();
-        let mut r = CaptureReader::new(c, 8, 20);
+        let mut r = CaptureReader::new(c, 8, 20, no_trim());
         let ramp: Vec<i16> = (0..50).collect();
         push_capture(&mut p, &ramp, 1, &counters);
         let mut out = [0i16; 4];
+        // 46 would be left > 20: the oldest are dropped so that 8 are left after this read.
         assert_eq!(r.read(&mut out), 4);
-        assert_eq!(out, [0, 1, 2, 3]);
-        // 46 left > 20: trimmed to the newest 8.
+        assert_eq!(out, [38, 39, 40, 41]);
         assert_eq!(r.trimmed_samples, 38);
         assert_eq!(r.buffered(), 8);
         assert_eq!(r.read(&mut out), 4);
@@ -290,8 +497,8 @@ mod tests {
     #[test]
     fn playback_primes_duplicates_channels_and_counts_underrun() {
         let (p, mut c) = RingBuffer::<i16>::new(64);
-        let counters = CallbackCounters::default();
-        let mut w = PlaybackWriter::new(p);
+        let counters = Arc::new(CallbackCounters::default());
+        let mut w = PlaybackWriter::new(p, Arc::clone(&counters), no_trim());
         let mut state = PlaybackCallbackState {
             primed: false,
             prefill: 6,
@@ -315,7 +522,8 @@ mod tests {
     #[test]
     fn playback_write_drops_when_full() {
         let (p, _c) = RingBuffer::<i16>::new(10);
-        let mut w = PlaybackWriter::new(p);
+        let counters = Arc::new(CallbackCounters::default());
+        let mut w = PlaybackWriter::new(p, counters, no_trim());
         w.write(&[1; 12]); // only 10 fit
         assert_eq!((w.samples, w.overruns, w.dropped_samples), (10, 1, 2));
         assert_eq!(w.buffered(), 10);
@@ -324,8 +532,8 @@ mod tests {
     #[test]
     fn playback_callback_trims_above_high_water() {
         let (p, mut c) = RingBuffer::<i16>::new(64);
-        let counters = CallbackCounters::default();
-        let mut w = PlaybackWriter::new(p);
+        let counters = Arc::new(CallbackCounters::default());
+        let mut w = PlaybackWriter::new(p, Arc::clone(&counters), no_trim());
         let mut state = PlaybackCallbackState {
             primed: false,
             prefill: 4,
@@ -338,5 +546,123 @@ mod tests {
         // 20 queued > 10: skipped to the newest 4, then played 2 of them.
         assert_eq!(data, [16, 17]);
         assert_eq!(counters.trimmed_samples.load(Relaxed), 16);
+    }
+
+    /// Control acting every `window` ticks, target 2 samples, margin 3 per underrun.
+    fn trim_every(window: u32) -> LevelParams {
+        LevelParams {
+            target: 2,
+            hysteresis: 1,
+            underrun_margin: 3,
+            max_margin: 6,
+            margin_decay: 1,
+            window_ticks: window,
+            decay_windows: 2,
+            crossfade: 0,
+        }
+    }
+
+    #[test]
+    fn standing_level_cuts_what_the_lowest_level_never_needed() {
+        let mut level = StandingLevel::new(trim_every(3));
+        // Lowest of the window: 7; keep 2 → 5 were never needed.
+        assert_eq!([9, 7, 12].map(|l| level.observe(l)), [0, 0, 5]);
+        // Lowest 3: excess 1 is within the hysteresis.
+        assert_eq!([3, 8, 8].map(|l| level.observe(l)), [0, 0, 0]);
+        // An underrun raises what is kept by the margin (capped), and restarts the window.
+        level.observe(20);
+        level.underrun();
+        assert_eq!(level.keep(), 5);
+        level.underrun();
+        level.underrun();
+        assert_eq!(level.keep(), 8, "margin capped at 6");
+        assert_eq!([20, 20, 20].map(|l| level.observe(l)), [0, 0, 12]);
+        // Windows without underruns give the margin back slowly (1 per 2 windows).
+        for _ in 0..3 {
+            level.observe(8);
+        }
+        assert_eq!(level.keep(), 7);
+    }
+
+    #[test]
+    fn splice_crossfades_across_the_cut() {
+        let input: Vec<i16> = (0..10).map(|i| i * 100).collect();
+        let mut out = [0i16; 4];
+        // Cut 4: out follows input[4..8], its first 3 samples faded in from input[0..3].
+        splice(&input, 4, 3, &mut out);
+        assert_eq!(out, [100, 300, 500, 700]);
+        splice(&input, 4, 0, &mut out);
+        assert_eq!(out, [400, 500, 600, 700]);
+    }
+
+    /// A device that delivers 3 samples every tick while the engine reads 3: the standing level
+    /// is whatever came before the first read; the control cuts it down to the target.
+    #[test]
+    fn capture_standing_level_is_trimmed_to_the_target() {
+        let (mut p, c) = RingBuffer::<i16>::new(64);
+        let counters = CallbackCounters::default();
+        let mut r = CaptureReader::new(c, 1, 40, trim_every(4));
+        let mut next = 0i16;
+        let mut deliver = |p: &mut Producer<i16>, n: i16| {
+            let samples: Vec<i16> = (next..next + n).collect();
+            next += n;
+            push_capture(p, &samples, 1, &counters);
+        };
+        // The device started 12 samples before the engine's first read.
+        deliver(&mut p, 12);
+        let mut out = [0i16; 3];
+        let mut levels = Vec::new();
+        let mut first = Vec::new();
+        for _ in 0..12 {
+            assert_eq!(r.read(&mut out), 3);
+            first.push(out[0]);
+            levels.push(r.buffered());
+            deliver(&mut p, 3);
+        }
+        // 9 left after each read until the 4th read cuts 7 (keeping 2).
+        assert_eq!(levels[..4], [9, 9, 9, 2]);
+        assert!(levels[4..].iter().all(|&l| l == 2), "{levels:?}");
+        assert_eq!(r.trimmed_samples, 7);
+        // The stream skips exactly the cut samples: 0, 3, 6, then 9 + 3 + 7.
+        assert_eq!(first[..5], [0, 3, 6, 16, 19]);
+        assert_eq!(r.underruns, 0);
+    }
+
+    /// The playback ring starts with a standing level; writes shed it over the next frames,
+    /// and an underrun reported by the callback makes the writer keep a margin.
+    #[test]
+    fn playback_standing_level_is_trimmed_from_the_written_frames() {
+        let (p, mut c) = RingBuffer::<i16>::new(128);
+        let counters = Arc::new(CallbackCounters::default());
+        let mut w = PlaybackWriter::new(p, Arc::clone(&counters), trim_every(2));
+        let mut state = PlaybackCallbackState {
+            primed: false,
+            prefill: 1,
+            high_water: 100,
+        };
+        let mut device = [0i16; 4];
+        // 20 samples queued before the device pulls anything.
+        w.write(&[1; 20]);
+        let mut before_write = Vec::new();
+        for _ in 0..10 {
+            pop_playback(&mut c, &mut device, 1, &mut state, &counters);
+            before_write.push(w.buffered());
+            w.write(&[1; 4]);
+        }
+        // The first window holds the empty ring of the first write: nothing to cut. The
+        // second (16, 16) cuts 14, 4 from each frame, with no further cut meanwhile.
+        assert_eq!(before_write[..4], [16, 16, 16, 12], "{before_write:?}");
+        assert!(
+            before_write[7..].iter().all(|&l| l == 2),
+            "{before_write:?}"
+        );
+        assert_eq!(w.trimmed_samples, 14);
+        assert_eq!(counters.underruns.load(Relaxed), 0);
+        // Device pulls twice without a write: underrun; the writer now keeps 2 + 3.
+        pop_playback(&mut c, &mut device, 1, &mut state, &counters);
+        pop_playback(&mut c, &mut device, 1, &mut state, &counters);
+        assert_eq!(counters.underruns.load(Relaxed), 1);
+        w.write(&[1; 4]);
+        assert_eq!(w.level.keep(), 5);
     }
 }
