@@ -56,7 +56,12 @@
 //!   [`Playout::PreemptiveExpand`] (play it that much longer). The band between the two is
 //!   20 ms wide: wider than one stretch, and as wide as the 20 ms tick on which a caller reads
 //!   its socket and pops, so that some delay the tick can find a packet at lies in the band and
-//!   the controller settles instead of oscillating.
+//!   the controller settles instead of oscillating. A band that wide could leave the delay a
+//!   whole frame higher than needed for the rest of a call (after a start-up burst or a jitter
+//!   spike); so when, over a whole window of frames, every played packet had waited more than a
+//!   frame and even the lowest delay stayed a stretch above the band's floor, the buffer
+//!   accelerates once (*standing excess*; arrivals at the tick's edge wait almost nothing now
+//!   and then, so they never trigger it).
 //! * **Clock drift.** A sender whose clock runs fast makes the current delay creep up; the
 //!   buffer accelerates about as often as needed to absorb the drift (0.5 % drift costs 0.5 % of
 //!   the audio). A slow sender makes it creep down, and preemptive expansion refills it before
@@ -93,7 +98,7 @@
 //! handling are outside the buffer.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A sequence number more than this far ahead of the highest seen starts probation (RFC 3550
 /// `MAX_DROPOUT`).
@@ -115,6 +120,12 @@ const PRESENCE_MARGIN_US: i64 = 2_000;
 /// none of them, and the delay then chases itself: accelerate, the next packet not read yet
 /// (expand), merge, accelerate again (15 ms did that in about one call in ten).
 const ACCELERATE_BAND_US: i64 = 20_000;
+/// Frames per window of the standing-excess rule (see `play_front`): 1 s of 20 ms frames.
+const EXCESS_WINDOW_FRAMES: u32 = 50;
+/// The standing-excess rule accelerates only if the window's lowest delay, one stretch less,
+/// still stays this far above the band's lower edge, and every packet had waited this much
+/// longer than a frame.
+const EXCESS_SLACK_US: i64 = 1_000;
 /// Packets that would play more than this beyond `max_delay_ms` are flushed.
 const FLUSH_SLACK_US: i64 = 50_000;
 /// Upper bound on the time-stretch step.
@@ -298,6 +309,8 @@ pub struct JitterStats {
 struct Slot {
     seq: i64,
     ts: i64,
+    /// When the packet arrived (µs, the buffer's clock).
+    arrival_us: i64,
     payload: Vec<u8>,
 }
 
@@ -410,6 +423,13 @@ pub struct JitterBuffer {
     /// Consecutive frames concealed (Expand, Fec, or Silence after a started playout).
     conceal_run: u32,
     last_was_expand: bool,
+    /// Over the frames played in the current excess window: the lowest delay, the shortest
+    /// time a played packet had waited in the buffer (µs), and their count.
+    window_lowest_us: i64,
+    window_wait_us: i64,
+    window_frames: u32,
+    /// The caller's queued audio at this pop (see [`JitterBuffer::pop_ahead`]).
+    ahead_us: i64,
     /// Packet duration in timestamp units, and the candidate being confirmed.
     packet_ts: i64,
     packet_candidate: (i64, u32),
@@ -468,6 +488,10 @@ impl JitterBuffer {
             last_played_ts: None,
             conceal_run: 0,
             last_was_expand: false,
+            window_lowest_us: i64::MAX,
+            window_wait_us: i64::MAX,
+            window_frames: 0,
+            ahead_us: 0,
             packet_ts,
             packet_candidate: (0, 0),
             packet_learned: false,
@@ -675,7 +699,7 @@ impl JitterBuffer {
             self.raise_target_for_late(now_us, relative_delay_us);
         }
 
-        let dropped = self.insert_slot(ext_seq, ext_ts, payload);
+        let dropped = self.insert_slot(ext_seq, ext_ts, now_us, payload);
         if dropped > 0 {
             PushOutcome::Flushed { dropped }
         } else {
@@ -697,18 +721,19 @@ impl JitterBuffer {
     fn insert_first(&mut self, now_us: i64, meta: RtpPacketMeta, payload: &[u8]) {
         let ts = i64::from(meta.timestamp);
         self.observe_delay(now_us, ts);
-        self.insert_slot(i64::from(meta.sequence), ts, payload);
+        self.insert_slot(i64::from(meta.sequence), ts, now_us, payload);
     }
 
     /// Inserts in sequence order; flushes the oldest packets when over capacity. Returns how
     /// many packets were flushed.
-    fn insert_slot(&mut self, seq: i64, ts: i64, payload: &[u8]) -> usize {
+    fn insert_slot(&mut self, seq: i64, ts: i64, arrival_us: i64, payload: &[u8]) -> usize {
         let mut buf = self.pool.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(payload);
         let slot = Slot {
             seq,
             ts,
+            arrival_us,
             payload: buf,
         };
         let at = self.packets.partition_point(|s| s.seq < seq);
@@ -891,6 +916,16 @@ impl JitterBuffer {
 
     /// The next playout frame, at playout time `now`.
     pub fn pop(&mut self, now: Instant) -> Playout<'_> {
+        self.pop_ahead(now, Duration::ZERO)
+    }
+
+    /// [`JitterBuffer::pop`] for a caller that pops on a clock tick and labels each pop with
+    /// the tick plus the audio it still had queued (`ahead`): the frame starts playing at
+    /// `now`, but the pop itself happens at `now − ahead`. Which packets can be there is
+    /// decided at the pop, and an accelerate that `ahead` covers needs no extra pop before the
+    /// next tick.
+    pub fn pop_ahead(&mut self, now: Instant, ahead: Duration) -> Playout<'_> {
+        self.ahead_us = i64::try_from(ahead.as_micros()).unwrap_or(i64::MAX);
         let now_us = self.us(now);
         self.update_target(now_us);
         let decision = self.decide(now_us);
@@ -1010,6 +1045,8 @@ impl JitterBuffer {
             .ts_to_us(self.packet_ts)
             .saturating_mul(i64::from(self.conceal_run));
         self.conceal_run = self.conceal_run.saturating_add(1);
+        // A frame was missing: this window shows no standing excess.
+        self.window_wait_us = i64::MIN;
         if dtx_gap || run_us >= i64::from(self.config.max_expand_ms) * 1000 {
             self.last_was_expand = false;
             Decision::Silence
@@ -1034,9 +1071,34 @@ impl JitterBuffer {
                 .packets
                 .front()
                 .is_some_and(|n| n.ts <= slot.ts + self.packet_ts + self.packet_ts / 2);
-            if delay > self.target_us + PRESENCE_MARGIN_US + ACCELERATE_BAND_US && next_present {
+            let floor = self.target_us + PRESENCE_MARGIN_US;
+            // Standing excess: the band tolerates a delay up to one tick above its floor, so
+            // a playout that started (or settled) a frame high would stay there for the whole
+            // call. It can move a stretch earlier without missing a packet when, over a whole
+            // window, the lowest delay stays a stretch above the floor and either the caller's
+            // queued audio covers the stretch (the next frame is then popped at the next tick
+            // as before) or every played packet had already waited a whole frame when it was
+            // popped (a caller on a tick pops the frame after an accelerated one at once, a
+            // tick early): accelerate once. Packets that arrive at the tick's edge wait almost
+            // nothing now and then, so they never trigger it.
+            let stretch_us = i64::from(self.stretch_ms()) * 1000;
+            self.window_lowest_us = self.window_lowest_us.min(delay);
+            let waited_us = now_us - self.ahead_us - slot.arrival_us;
+            self.window_wait_us = self.window_wait_us.min(waited_us);
+            self.window_frames += 1;
+            let excess = if self.window_frames >= EXCESS_WINDOW_FRAMES {
+                let lowest = std::mem::replace(&mut self.window_lowest_us, i64::MAX);
+                let wait = std::mem::replace(&mut self.window_wait_us, i64::MAX);
+                self.window_frames = 0;
+                let covered = self.ahead_us >= stretch_us
+                    || wait.saturating_sub(self.ts_to_us(self.packet_ts)) >= EXCESS_SLACK_US;
+                lowest.saturating_sub(stretch_us) >= floor + EXCESS_SLACK_US && covered
+            } else {
+                false
+            };
+            if (delay > floor + ACCELERATE_BAND_US || excess) && next_present {
                 PlayKind::Accelerate
-            } else if delay < self.target_us + PRESENCE_MARGIN_US {
+            } else if delay < floor {
                 PlayKind::PreemptiveExpand
             } else {
                 PlayKind::Normal
@@ -1125,6 +1187,9 @@ impl JitterBuffer {
         self.last_played_ts = None;
         self.conceal_run = 0;
         self.last_was_expand = false;
+        self.window_lowest_us = i64::MAX;
+        self.window_wait_us = i64::MAX;
+        self.window_frames = 0;
         self.packet_ts =
             i64::from(self.config.frame_ms) * i64::from(self.config.clock_rate_hz) / 1000;
         self.packet_candidate = (0, 0);

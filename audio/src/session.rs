@@ -300,7 +300,9 @@ impl Pipeline {
     }
 
     /// Pops one frame from the jitter buffer and appends it, at device rate, to `play_fifo`.
-    fn produce_frame(&mut self, now: Instant, stats: &mut SessionStats) {
+    /// Decodes the next frame into the FIFO; `now` is when it starts playing, `ahead` how much
+    /// audio was still queued before it (see [`JitterBuffer::pop_ahead`]).
+    fn produce_frame(&mut self, now: Instant, ahead: Duration, stats: &mut SessionStats) {
         let frame = (self.jitter.frame_samples() as usize).clamp(1, MAX_FRAME_SAMPLES);
         let stretch = (self.jitter.stretch_ms() * self.codec_rate / 1000) as usize;
         let decoder = &mut self.decoder;
@@ -312,7 +314,7 @@ impl Pipeline {
                 decoder.conceal(buf).unwrap_or(0)
             }
         };
-        let n = match self.jitter.pop(now) {
+        let n = match self.jitter.pop_ahead(now, ahead) {
             Playout::Silence => 0,
             Playout::Normal { payload } | Playout::Merge { payload } => decode(payload, buf),
             Playout::Accelerate { payload } => {
@@ -838,9 +840,10 @@ impl MediaSession {
             }
             // The frame starts playing after what is already in `out`: pop at that time, so
             // the jitter buffer sees the effect of its own time-stretch requests.
-            let ahead = filled as u64 * 1_000_000_000 / u64::from(self.config.device_rate_hz);
-            let at = now + Duration::from_nanos(ahead);
-            self.pipe.produce_frame(at, &mut self.stats);
+            let ahead = Duration::from_nanos(
+                filled as u64 * 1_000_000_000 / u64::from(self.config.device_rate_hz),
+            );
+            self.pipe.produce_frame(now + ahead, ahead, &mut self.stats);
         }
     }
 

@@ -1135,19 +1135,27 @@ fn steady_state_does_not_allocate() {
 /// are ready, each pop labelled with the tick plus the audio already queued (as the session
 /// does, so a pop after a stretch is labelled up to 10 ms after the drain).
 fn phase_run(phase_ms: f64, jitter_ms: f64, burst: u32, seed: u64, packets: u32) -> Vec<Out> {
-    let t0 = base();
-    let mut jb = JitterBuffer::new(cfg(8000));
     let mut rng = XorShift::new(seed);
     let mut order = stream(packets, 20.0, 8000, 1000, 0);
     for p in &mut order {
         let sent = p.arrive_ms.max(20.0 * f64::from(burst.saturating_sub(1)));
         p.arrive_ms = (sent + phase_ms + jitter_ms * (2.0 * rng.unit() - 1.0)).max(0.0);
     }
+    on_the_tick(order, packets + 20).0
+}
+
+/// Plays `order` (8 kHz, 20 ms packets) the way the media engine does: a tick every 20 ms
+/// from 0 drains what has arrived, then pops until 20 ms of audio are ready, each pop labelled
+/// with the tick plus the audio already queued (as the session does, so a pop after a stretch
+/// is labelled up to 10 ms after the drain). Returns what played and the buffer.
+fn on_the_tick(mut order: Vec<Pkt>, ticks: u32) -> (Vec<Out>, JitterBuffer) {
+    let t0 = base();
+    let mut jb = JitterBuffer::new(cfg(8000));
     order.sort_by(|a, b| a.arrive_ms.total_cmp(&b.arrive_ms));
     let mut next = 0;
     let mut outs = Vec::new();
-    let mut queued_ms = 0.0;
-    for k in 0..packets + 20 {
+    let mut queued_ms: f64 = 0.0;
+    for k in 0..ticks {
         let tick = 20.0 * f64::from(k);
         while let Some(p) = order.get(next).filter(|p| p.arrive_ms <= tick) {
             let meta = RtpPacketMeta {
@@ -1160,12 +1168,13 @@ fn phase_run(phase_ms: f64, jitter_ms: f64, burst: u32, seed: u64, packets: u32)
             next += 1;
         }
         while queued_ms < 20.0 {
-            outs.push(to_out(jb.pop(at(t0, tick + queued_ms))));
+            let ahead = Duration::from_micros((queued_ms * 1000.0).round() as u64);
+            outs.push(to_out(jb.pop_ahead(at(t0, tick + queued_ms), ahead)));
             queued_ms += jb.last_output_ms();
         }
         queued_ms -= 20.0;
     }
-    outs
+    (outs, jb)
 }
 
 /// The interop defect (Ringside calling baresip through Kamailio, about one call in ten):
@@ -1227,5 +1236,50 @@ fn steady_stream_on_a_tick_settles_at_any_phase() {
                 assert!(stretched <= 2, "settled: {what}");
             }
         }
+    }
+}
+
+/// After a spell of heavy jitter the target shrinks slowly and the delay follows it down by
+/// acceleration, but only while it is above the band (a tick wide): it can settle up to a tick
+/// above the floor and stay there for the rest of the call although the packets now arrive
+/// steadily, 3 ms before each tick. The standing-excess rule notices that every packet of a
+/// whole window waited more than a frame and takes a stretch off, once per window, without
+/// concealing anything.
+#[test]
+fn a_standing_excess_after_jitter_subsides_is_taken_off() {
+    for seed in 1..=5 {
+        let mut rng = XorShift::new(seed);
+        let mut order = stream(1500, 20.0, 8000, 1000, 0);
+        for (i, p) in order.iter_mut().enumerate() {
+            // ±15 ms for the first 2 s, then steady.
+            let jitter = if i < 100 {
+                15.0 * (2.0 * rng.unit() - 1.0)
+            } else {
+                0.0
+            };
+            p.arrive_ms = (p.arrive_ms + 17.0 + jitter).max(0.0);
+        }
+        let (outs, jb) = on_the_tick(order, 1500);
+        let stats = jb.stats();
+        let floor = stats.target_delay_ms + 2.0;
+        let last = &outs[outs.len() - 250..];
+        assert!(
+            last.iter().all(|o| matches!(o, Out::Normal(_))),
+            "seed {seed}: settled, nothing concealed or stretched in the last 5 s: {last:?}"
+        );
+        assert!(
+            stats.current_delay_ms < floor + 12.0,
+            "seed {seed}: delay {:.1} ms, floor {floor:.1} ms",
+            stats.current_delay_ms
+        );
+        let concealed = outs
+            .iter()
+            .skip(150)
+            .filter(|o| matches!(o, Out::Expand | Out::Merge(_) | Out::Silence))
+            .count();
+        assert_eq!(
+            concealed, 0,
+            "seed {seed}: nothing concealed after the jitter"
+        );
     }
 }
