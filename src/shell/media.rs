@@ -34,6 +34,11 @@
 //! [`MediaEngine::receive`] for why that is the kernel's receive time and not the time of the
 //! read.
 //!
+//! With a sound card for playback the tick's phase follows the arriving packets, so a packet
+//! waits about 4 ms in the socket rather than up to a whole tick (see [`super::tick_phase`]);
+//! the device rings keep their own standing levels low ([`ringside_audio::device`]). Every
+//! `debug` log line "media levels" (once a second) shows where the delay of that path sits.
+//!
 //! Devices are opened lazily and closed as soon as nothing needs them, so the sound card is free
 //! between calls and a playback file is finished (valid WAV) when each call ends: the capture
 //! device lives from the first call's media to the last; the playback device also while a
@@ -75,6 +80,8 @@ use ringside_audio::tones::{self, ToneGenerator};
 use crate::core::call::MediaAction;
 use crate::core::sdp::{CodecKind, Direction, NegotiatedAudio};
 use crate::events::Event;
+
+use super::tick_phase::{TickMove, TickPhase};
 
 /// The engine's PCM rate; devices at other rates are resampled outside their callbacks.
 pub const ENGINE_RATE_HZ: u32 = 48_000;
@@ -176,6 +183,10 @@ pub(crate) struct MediaEngine {
     /// Playout time: advances exactly one tick per tick, so catch-up ticks after a stall
     /// carry the times the audio belongs to, not the instant they ran.
     media_clock: Option<Instant>,
+    /// Where the tick falls relative to arriving RTP (see [`super::tick_phase`]).
+    tick_phase: TickPhase,
+    /// A move of the tick schedule for the run loop to carry out.
+    tick_shift: Option<TickMove>,
 }
 
 impl std::fmt::Debug for MediaEngine {
@@ -207,6 +218,8 @@ impl MediaEngine {
             tone_frame: vec![0; TICK_SAMPLES],
             ssrc_seed: seed | 1,
             media_clock: None,
+            tick_phase: TickPhase::default(),
+            tick_shift: None,
         }
     }
 
@@ -271,6 +284,14 @@ impl MediaEngine {
     /// one tick per tick and never catches up on time it did not miss).
     pub(crate) fn restart_clock(&mut self) {
         self.media_clock = None;
+        self.tick_phase.reset();
+        self.tick_shift = None;
+    }
+
+    /// How much earlier or later than planned the next tick should come, once (see
+    /// [`super::tick_phase`]). The media clock already counts with it.
+    pub(crate) fn take_tick_shift(&mut self) -> Option<TickMove> {
+        self.tick_shift.take()
     }
 
     /// Whether the 20 ms tick must run.
@@ -366,8 +387,12 @@ impl MediaEngine {
                         .and_then(|at| super::wall_clock_now().duration_since(at).ok())
                         .and_then(|age| now.checked_sub(age))
                         .map_or(now, |at| at.max(earliest).min(now));
-                    if symmetric && !rtcp && media.learned_rtp != Some(source) {
-                        media.learned_rtp = Some(source);
+                    if !rtcp {
+                        if symmetric && media.learned_rtp != Some(source) {
+                            media.learned_rtp = Some(source);
+                        }
+                        self.tick_phase
+                            .packet_read(now.saturating_duration_since(arrival));
                     }
                     media.session.handle_packet(arrival, &self.datagram[..len]);
                 }
@@ -418,6 +443,39 @@ impl MediaEngine {
         self.write_playback();
         self.played.copy_from_slice(&self.mixed);
         self.flush();
+        // Only what reaches a speaker gains from an earlier tick.
+        let window_end = self.tick_phase.window_ends();
+        if window_end && self.tones_audible {
+            self.trace_levels();
+        }
+        if let Some(shift) = self.tick_phase.tick_ran(TICK)
+            && self.tones_audible
+        {
+            tracing::debug!(?shift, "media tick moved");
+            self.media_clock = Some(match shift {
+                TickMove::Earlier(by) => now - by,
+                TickMove::Later(by) => now + by,
+            });
+            self.tick_shift = Some(shift);
+        }
+    }
+
+    /// Where the delay of the sound-card path sits (debug log, once per alignment window).
+    fn trace_levels(&self) {
+        let ms = |samples: usize, rate: u32| samples as f64 * 1000.0 / f64::from(rate.max(1));
+        let playback = self.playback.as_ref().map(|p| p.sink.stats());
+        let capture = self.capture.as_ref().map(|c| c.source.stats());
+        for (call, media) in &self.calls {
+            let jitter = media.session.stats().jitter_buffer;
+            tracing::debug!(
+                %call,
+                jitter_buffer_ms = jitter.current_delay_ms,
+                playback_standing_ms = playback.as_ref().map(|s| ms(s.standing_samples, s.rate_hz)),
+                capture_standing_ms = capture.as_ref().map(|s| ms(s.standing_samples, s.rate_hz)),
+                freshest_packet_age_ms = self.tick_phase.lowest_age().map(|a| a.as_secs_f64() * 1000.0),
+                "media levels"
+            );
+        }
     }
 
     /// Adds the progress tone, if one is selected and audible, to the mix. The ringtone waits
@@ -588,10 +646,13 @@ impl MediaEngine {
     /// calls and without an audible tone.
     fn release_devices(&mut self) {
         if self.calls.is_empty() {
-            self.capture = None;
+            if let Some(capture) = self.capture.take() {
+                tracing::debug!(stats = ?capture.source.stats(), "capture device closed");
+            }
             if !self.tone_wanted()
                 && let Some(mut playback) = self.playback.take()
             {
+                tracing::debug!(stats = ?playback.sink.stats(), "playback device closing");
                 if let Err(error) = playback.sink.finish() {
                     tracing::warn!(%error, "playback device did not finish cleanly");
                 }

@@ -17,6 +17,7 @@
 mod integrations;
 mod media;
 mod tcp;
+mod tick_phase;
 pub(crate) mod tls;
 
 use std::collections::{HashMap, VecDeque};
@@ -271,7 +272,18 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                 let _ = request.reply.send(result);
             }
             () = sleep_until_option(core_deadline) => engine.core.handle_timeout(now()),
-            _ = media_tick.tick(), if media_active => engine.media.tick(now()),
+            scheduled = media_tick.tick(), if media_active => {
+                engine.media.tick(now());
+                match engine.media.take_tick_shift() {
+                    Some(tick_phase::TickMove::Earlier(by)) => {
+                        media_tick.reset_at(scheduled + media::TICK - by);
+                    }
+                    Some(tick_phase::TickMove::Later(by)) => {
+                        media_tick.reset_at(scheduled + media::TICK + by);
+                    }
+                    None => {}
+                }
+            }
             () = sleep_until_option(shutdown_deadline) => {
                 tracing::warn!("registrars did not confirm the unregister in time; exiting");
                 break;
