@@ -77,12 +77,6 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".to_owned())
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: then only check that
     // one call goes through.
@@ -125,7 +119,7 @@ fn main() {
         })
         .expect("ringside is up");
     let caller = SipCaller::new(sip, "agent").unwrap();
-    let load_before = load_average();
+    let load_before = support::load_average();
 
     let mut samples = Vec::with_capacity(calls);
     for i in 0..WARM_UP.min(calls) + calls {
@@ -179,6 +173,6 @@ fn main() {
         ms(*samples.last().unwrap()),
         ms(mean),
         ms(samples[0]),
-        load_average(),
+        support::load_average(),
     );
 }

@@ -21,9 +21,12 @@
 pub mod api;
 pub mod baresip;
 pub mod kamailio;
+pub mod pulse;
 pub mod ringside;
+pub mod rtp_caller;
 pub mod sip_caller;
 pub mod sipp;
+pub mod sound_card_loop;
 pub mod tone;
 
 use std::collections::HashSet;
@@ -162,4 +165,11 @@ pub fn dump_log(title: &str, path: &Path, max_lines: usize) {
 pub fn send_signal(pid: i32, signal: i32) -> bool {
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe { libc::kill(pid, signal) == 0 }
+}
+
+/// The load averages (1, 5, 15 min) from `/proc/loadavg`, for benchmark reports.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
 }

@@ -87,11 +87,23 @@ impl RingsideHome {
         args: &[&str],
         settle: Duration,
     ) -> RingsideProcess {
+        self.run_registered_with(bin, config, args, &[], settle)
+    }
+
+    /// [`RingsideHome::run_registered`] with `envs` added to the process's environment.
+    pub fn run_registered_with(
+        self,
+        bin: &Path,
+        config: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        settle: Duration,
+    ) -> RingsideProcess {
         let config = self.write_file("ringside.toml", config).expect("config");
         let config = config.to_str().expect("utf-8 path").to_owned();
         let mut all_args = vec!["run", "--config", &config];
         all_args.extend_from_slice(args);
-        let ringside = self.spawn(bin, &all_args, &[]).expect("ringside");
+        let ringside = self.spawn(bin, &all_args, envs).expect("ringside");
         let registered = poll_until(settle, Duration::from_millis(20), || {
             let status = ringside.status_json().ok()?;
             (status["registrations"][0]["state"] == "registered").then_some(())
