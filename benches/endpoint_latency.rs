@@ -17,8 +17,9 @@
 //! average.
 //!
 //! Run: `cargo bench --bench endpoint_latency` (`RINGSIDE_BENCH_CALL_SECS` per call, default
-//! 30; `RINGSIDE_BENCH_CALLS` calls, default 3). Needs kamailio, pulseaudio, pulseaudio-utils
-//! and libasound2-plugins (scripts/bootstrap installs them).
+//! 30; `RINGSIDE_BENCH_CALLS` calls, default 3; `RINGSIDE_BENCH_BIN` runs another build of
+//! `ringside`, to compare). Needs kamailio, pulseaudio, pulseaudio-utils and
+//! libasound2-plugins (scripts/bootstrap installs them).
 #![allow(
     clippy::disallowed_methods,
     clippy::disallowed_types,
@@ -70,7 +71,8 @@ fn main() {
     };
     // The media engine's once-a-second "media levels" line says where each call's delay sits.
     let log = ["--log", "info,ringside::shell::media=debug"];
-    let Some(setup) = SoundCardLoop::start(Path::new(BIN), &log) else {
+    let bin = std::env::var("RINGSIDE_BENCH_BIN").unwrap_or_else(|_| BIN.to_owned());
+    let Some(setup) = SoundCardLoop::start(Path::new(&bin), &log) else {
         return;
     };
     let mut log_lines_seen = 0;
@@ -101,6 +103,26 @@ fn main() {
         if let Some(levels) = new.iter().rev().find(|l| l.contains("media levels")) {
             let fields = levels.split("media levels").nth(1).unwrap_or_default();
             eprintln!("  tick moves: {moves}; last levels:{fields}");
+        }
+        // Underruns and trims of each ring over the call (logged when the devices close).
+        for (name, needle) in [
+            ("capture", "capture device closed"),
+            ("playback", "playback device closing"),
+        ] {
+            if let Some(line) = new.iter().find(|l| l.contains(needle)) {
+                let field = |key: &str| {
+                    line.split(key)
+                        .nth(1)
+                        .and_then(|rest| rest.split([',', ' ']).find(|t| !t.is_empty()))
+                        .unwrap_or("?")
+                        .to_owned()
+                };
+                eprintln!(
+                    "  {name}: underruns {}, trimmed samples {}",
+                    field("underruns:"),
+                    field("trimmed_samples:")
+                );
+            }
         }
     }
     eprintln!("RTP in → RTP out, all calls: {}", summary(&all));

@@ -1091,12 +1091,13 @@ impl JitterBuffer {
                 let wait = std::mem::replace(&mut self.window_wait_us, i64::MAX);
                 self.window_frames = 0;
                 let covered = self.ahead_us >= stretch_us
-                    || wait.saturating_sub(self.ts_to_us(self.packet_ts)) >= EXCESS_SLACK_US;
+                    || (next_present
+                        && wait.saturating_sub(self.ts_to_us(self.packet_ts)) >= EXCESS_SLACK_US);
                 lowest.saturating_sub(stretch_us) >= floor + EXCESS_SLACK_US && covered
             } else {
                 false
             };
-            if (delay > floor + ACCELERATE_BAND_US || excess) && next_present {
+            if (delay > floor + ACCELERATE_BAND_US && next_present) || excess {
                 PlayKind::Accelerate
             } else if delay < floor {
                 PlayKind::PreemptiveExpand

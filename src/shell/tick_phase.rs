@@ -18,6 +18,11 @@
 //!   ticks after │       ↑          ↑          ↑               age ≈ ALIGN_MARGIN
 //! ```
 //!
+//! The first window of a call's media is half as long and its move may be up to a tick; later
+//! moves go in steps of at most [`ALIGN_STEP_MAX`]. A move changes what the device rings hold
+//! at the tick (earlier: capture finds less, playback more), so the big one comes before the
+//! rings trim their standing levels, and the small ones stay within what they keep.
+//!
 //! The margin keeps the packets' normal jitter and our own timer's wake-up spread on the safe
 //! side of the tick; the jitter buffer covers the rest as before (its delay target follows the
 //! arrival spread it sees). It also matches the jitter buffer: a frame played right after its
@@ -48,6 +53,12 @@ pub(crate) enum TickMove {
 }
 /// Ticks per window (1 s).
 pub(crate) const ALIGN_WINDOW_TICKS: u32 = 50;
+/// The first window of a media run is shorter (0.5 s), so the first, large move comes before
+/// the device rings trim their standing levels (after 1 s): they absorb it then.
+pub(crate) const ALIGN_FIRST_WINDOW_TICKS: u32 = 25;
+/// Later moves go at most this far at a time: less than the rings' standing target, so a
+/// move does not run a ring dry (an underrun would cost a margin of 5 ms for a while).
+pub(crate) const ALIGN_STEP_MAX: Duration = Duration::from_millis(2);
 
 /// The alignment state of the media tick.
 #[derive(Debug, Default)]
@@ -55,6 +66,8 @@ pub(crate) struct TickPhase {
     /// Lowest packet age seen in this window.
     lowest_age: Option<Duration>,
     ticks: u32,
+    /// Whether the first window of this media run is over.
+    settled: bool,
 }
 
 impl TickPhase {
@@ -66,13 +79,17 @@ impl TickPhase {
     /// One tick ran; at the end of a window, how the tick should move from now on.
     pub(crate) fn tick_ran(&mut self, tick: Duration) -> Option<TickMove> {
         self.ticks += 1;
-        if self.ticks < ALIGN_WINDOW_TICKS {
+        if self.ticks < self.window_ticks() {
             return None;
         }
         let lowest = self.lowest_age.take();
         self.ticks = 0;
+        let limit = if std::mem::replace(&mut self.settled, true) {
+            ALIGN_STEP_MAX
+        } else {
+            tick.saturating_sub(ALIGN_MARGIN)
+        };
         let lowest = lowest?;
-        let limit = tick.saturating_sub(ALIGN_MARGIN);
         if lowest > ALIGN_MARGIN + ALIGN_HYSTERESIS {
             Some(TickMove::Earlier((lowest - ALIGN_MARGIN).min(limit)))
         } else if lowest + ALIGN_TOO_CLOSE < ALIGN_MARGIN {
@@ -82,9 +99,17 @@ impl TickPhase {
         }
     }
 
+    fn window_ticks(&self) -> u32 {
+        if self.settled {
+            ALIGN_WINDOW_TICKS
+        } else {
+            ALIGN_FIRST_WINDOW_TICKS
+        }
+    }
+
     /// Whether the next [`TickPhase::tick_ran`] ends a window.
     pub(crate) fn window_ends(&self) -> bool {
-        self.ticks + 1 >= ALIGN_WINDOW_TICKS
+        self.ticks + 1 >= self.window_ticks()
     }
 
     /// The freshest packet age of the window so far.
@@ -105,55 +130,63 @@ mod tests {
     const TICK: Duration = Duration::from_millis(20);
 
     fn window(phase: &mut TickPhase, ages_ms: &[u64]) -> Option<TickMove> {
+        let ticks = phase.window_ticks();
         let mut shift = None;
-        for k in 0..ALIGN_WINDOW_TICKS {
+        for k in 0..ticks {
             if let Some(&age) = ages_ms.get(k as usize % ages_ms.len().max(1)) {
                 phase.packet_read(Duration::from_millis(age));
             }
+            assert_eq!(phase.window_ends(), k == ticks - 1);
             if let Some(s) = phase.tick_ran(TICK) {
-                assert_eq!(k, ALIGN_WINDOW_TICKS - 1, "only at the window's end");
+                assert_eq!(k, ticks - 1, "only at the window's end");
                 shift = Some(s);
             }
         }
         shift
     }
 
+    /// A phase past its first (short) window, as in the middle of a call.
+    fn settled() -> TickPhase {
+        let mut phase = TickPhase::default();
+        assert_eq!(window(&mut phase, &[]), None);
+        phase
+    }
+
     #[test]
     fn a_steady_wait_is_taken_off_down_to_the_margin() {
         let mut phase = TickPhase::default();
-        // Every packet waited 12–15 ms: the tick moves 8 ms earlier (12 − 4).
+        // Every packet waited 12–15 ms: the first move takes 8 ms off (12 − 4) at once.
+        assert_eq!(phase.window_ticks(), ALIGN_FIRST_WINDOW_TICKS);
         assert_eq!(
             window(&mut phase, &[12, 15, 13]),
             Some(TickMove::Earlier(Duration::from_millis(8)))
+        );
+        assert_eq!(phase.window_ticks(), ALIGN_WINDOW_TICKS);
+        // Later moves go in steps.
+        assert_eq!(
+            window(&mut phase, &[12, 15, 13]),
+            Some(TickMove::Earlier(ALIGN_STEP_MAX))
         );
     }
 
     #[test]
     fn packets_near_the_margin_leave_the_tick_alone() {
-        let mut phase = TickPhase::default();
-        assert_eq!(
-            window(&mut phase, &[7, 9, 7]),
-            None,
-            "within the hysteresis"
-        );
-        assert_eq!(
-            window(&mut phase, &[15, 2, 15]),
-            None,
-            "the freshest counts"
-        );
+        let mut phase = settled();
+        assert_eq!(window(&mut phase, &[7, 9, 7]), None, "within the hysteresis");
+        assert_eq!(window(&mut phase, &[15, 2, 15]), None, "the freshest counts");
     }
 
     #[test]
     fn packets_at_the_edge_of_the_tick_move_it_later() {
         let mut phase = TickPhase::default();
-        // Jitter spreads the packets across the tick: the freshest had waited 0.5 ms.
+        // Jitter spreads the packets across the tick: the freshest had waited 0 ms.
         assert_eq!(
             window(&mut phase, &[0, 18, 9]),
             Some(TickMove::Later(ALIGN_MARGIN))
         );
         assert_eq!(
             window(&mut phase, &[1, 12]),
-            Some(TickMove::Later(Duration::from_millis(3)))
+            Some(TickMove::Later(ALIGN_STEP_MAX))
         );
     }
 
@@ -161,6 +194,7 @@ mod tests {
     fn a_window_without_packets_moves_nothing_and_moves_stay_under_a_tick() {
         let mut phase = TickPhase::default();
         assert_eq!(window(&mut phase, &[]), None);
+        let mut phase = TickPhase::default();
         // A packet that just missed the tick waited nearly a whole tick.
         assert_eq!(
             window(&mut phase, &[19, 19]),
@@ -168,7 +202,7 @@ mod tests {
         );
         phase.packet_read(Duration::from_millis(40));
         phase.reset();
-        assert_eq!(window(&mut phase, &[]), None, "reset forgets the window");
+        assert_eq!(phase.window_ticks(), ALIGN_FIRST_WINDOW_TICKS, "reset starts over");
         assert_eq!(
             window(&mut phase, &[25]),
             Some(TickMove::Earlier(TICK - ALIGN_MARGIN)),
