@@ -985,19 +985,21 @@ impl MediaSession {
     }
 
     /// When [`MediaSession::handle_timeout`] must next be called: an RTCP report, a DTMF
-    /// packet, or a received DTMF event that never ended.
+    /// packet, a received DTMF event that never ended, or the peer's reports falling silent.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             Some(self.next_rtcp),
             self.dtmf_tx.next_due(),
             self.dtmf_rx.flush_deadline(),
+            self.loss.deadline(),
         ]
         .into_iter()
         .flatten()
         .min()
     }
 
-    /// Sends what is due at `now` (DTMF packets, RTCP) and reports stale DTMF events.
+    /// Sends what is due at `now` (DTMF packets, RTCP), reports stale DTMF events and expects
+    /// loss again when the peer's reports fell silent.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.drive_dtmf(now);
         self.dtmf_rx

@@ -53,6 +53,13 @@ impl LossWatch {
         self.set(self.clean_reports < CLEAN_REPORTS)
     }
 
+    /// When [`LossWatch::on_timeout`] would next change the expectation, if it can.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.last_report
+            .filter(|_| !self.expected)
+            .map(|at| at + REPORT_SILENCE)
+    }
+
     /// Time passes: a silence of [`REPORT_SILENCE`] makes loss expected again. Returns the new
     /// expectation when it changed.
     pub(crate) fn on_timeout(&mut self, now: Instant) -> Option<bool> {
@@ -113,9 +120,11 @@ mod tests {
         watch.on_report(start + INTERVAL, 0);
         assert!(!watch.expected());
         let last = start + INTERVAL;
+        assert_eq!(watch.deadline(), Some(last + REPORT_SILENCE));
         assert_eq!(watch.on_timeout(last + REPORT_SILENCE - INTERVAL), None);
         assert_eq!(watch.on_timeout(last + REPORT_SILENCE), Some(true));
         assert_eq!(watch.on_timeout(last + REPORT_SILENCE * 2), None);
+        assert_eq!(watch.deadline(), None, "nothing left to time out");
         // Clean reports again: two in a row are needed, as at the start.
         assert_eq!(watch.on_report(last + REPORT_SILENCE + INTERVAL, 0), None);
         assert_eq!(
