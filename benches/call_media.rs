@@ -22,6 +22,14 @@
 //! Every figure is printed with the load average at the time (`/proc/loadavg`).
 //!
 //! Run: `cargo bench --bench call_media` (needs kamailio and baresip; see scripts/bootstrap).
+//! Knobs for paired runs and profiling (environment):
+//! - `RINGSIDE_BENCH_ONLY=call_cpu`: only section 2;
+//! - `RINGSIDE_BENCH_CODECS=opus` (or `pcmu`): one call only;
+//! - `RINGSIDE_BENCH_CAPTURE=voiced`: capture a voiced-speech stand-in (harmonics of 180 Hz in
+//!   3 syllables a second) instead of the tone: an encoder works differently on speech, with
+//!   its pauses and onsets, than on a steady tone;
+//! - `RINGSIDE_BENCH_BIN=PATH`: measure another `ringside` binary (an older build);
+//! - the pid of Ringside is printed, for `perf stat -p` / `perf record -p` inside the window.
 #![allow(
     clippy::disallowed_methods,
     clippy::disallowed_types,
@@ -43,7 +51,7 @@ use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use support::baresip::{Baresip, BaresipOptions, read_wav};
 use support::kamailio::{Kamailio, KamailioOptions};
 use support::ringside::{RingsideHome, RingsideProcess};
-use support::tone::write_tone_wav;
+use support::tone::{write_tone_wav, write_voiced_wav};
 use support::{free_port, poll_until, require_peer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ringside");
@@ -59,6 +67,11 @@ enum Audio {
         capture: PathBuf,
         playback: PathBuf,
     },
+}
+
+/// The binary under test: `RINGSIDE_BENCH_BIN` (for paired runs of two builds) or this build's.
+fn ringside_bin() -> PathBuf {
+    std::env::var_os("RINGSIDE_BENCH_BIN").map_or_else(|| PathBuf::from(BIN), PathBuf::from)
 }
 
 /// Starts Ringside (1001, auto-answer) offering `codecs` (TOML list items) and waits until it
@@ -87,7 +100,7 @@ fn start_ringside(
         rtp + 3,
         pbx.udp_uri()
     );
-    let ringside = home.run_registered(Path::new(BIN), &config, args, SETTLE);
+    let ringside = home.run_registered(&ringside_bin(), &config, args, SETTLE);
     (ringside, port)
 }
 
@@ -601,8 +614,13 @@ fn cpu_and_rss(
     window: Duration,
 ) {
     let home = RingsideHome::new().expect("home");
-    let capture = home.path().join("tone.wav");
-    write_tone_wav(&capture, 1000.0, 2.0, 48_000).expect("tone");
+    let capture = home.path().join("capture.wav");
+    // `RINGSIDE_BENCH_CAPTURE=voiced`: a speech stand-in instead of the tone.
+    match std::env::var("RINGSIDE_BENCH_CAPTURE").as_deref() {
+        Ok("voiced") => write_voiced_wav(&capture, 2.0, 48_000).expect("voiced"),
+        Ok("tone") | Err(_) => write_tone_wav(&capture, 1000.0, 2.0, 48_000).expect("tone"),
+        Ok(other) => panic!("RINGSIDE_BENCH_CAPTURE: unknown signal {other:?} (tone, voiced)"),
+    }
     let playback = home.path().join("heard.wav");
     let (ringside, _) = start_ringside(
         pbx,
@@ -660,6 +678,7 @@ fn cpu_and_rss(
     let wav = read_wav(&playback).expect("ringside's playback WAV");
     let played = (wav.frames() - played_before) as f64 / f64::from(wav.sample_rate.max(1));
     let percent = |ticks: u64| ticks as f64 / tck / elapsed * 100.0;
+    eprintln!("{label}: ringside pid {pid}, {}", ringside_bin().display());
     eprintln!(
         "{label}: ringside CPU {:.2} % of one core ({} ticks of 1/{tck} s in {elapsed:.1} s), \
          VmRSS {rss:.1} MiB, VmHWM {hwm:.1} MiB; played {played:.1} s to its file; \
@@ -682,6 +701,15 @@ fn cpu_and_rss(
     }
     baresip.hangup().expect("hangup");
     let _ = baresip.wait_event("CALL_CLOSED", SETTLE);
+    // The session's statistics (jitter buffer, loss, whether FEC was being sent at the end).
+    let stopped = poll_until(SETTLE, Duration::from_millis(20), || {
+        let log = ringside.stderr();
+        let line = log.lines().find(|l| l.contains("call media stopped"))?;
+        Some(line.to_owned())
+    });
+    if let Some(line) = stopped {
+        eprintln!("{label}: ringside {line}");
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -689,7 +717,30 @@ fn bench(c: &mut Criterion) {
         return;
     }
     let pbx = Kamailio::start(KamailioOptions::default()).expect("kamailio");
+    // `RINGSIDE_BENCH_ONLY=call_cpu`: only the calls' CPU and RSS (paired runs, profiling).
+    if std::env::var("RINGSIDE_BENCH_ONLY").as_deref() != Ok("call_cpu") {
+        bench_call_setup(c, &pbx);
+    }
 
+    let window = Duration::from_secs(
+        std::env::var("RINGSIDE_BENCH_CALL_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    );
+    // `RINGSIDE_BENCH_CODECS=opus` (or `pcmu`): one codec only.
+    let codecs = std::env::var("RINGSIDE_BENCH_CODECS").unwrap_or_else(|_| "pcmu,opus".into());
+    for codec in codecs.split(',') {
+        match codec.trim() {
+            "pcmu" => cpu_and_rss(&pbx, "PCMU call", "pcmu", "pcmu", window),
+            "opus" => cpu_and_rss(&pbx, "Opus call", "opus", "opus/48000/2", window),
+            other => panic!("RINGSIDE_BENCH_CODECS: unknown codec {other:?} (pcmu, opus)"),
+        }
+    }
+}
+
+/// Call setup figures (section 1 of the module docs).
+fn bench_call_setup(c: &mut Criterion, pbx: &Kamailio) {
     // Setup time from Ringside's own log (and on the wire, trace included).
     let capture = Capture::start(pbx.sip_port());
     if capture.is_none() {
@@ -697,7 +748,7 @@ fn bench(c: &mut Criterion) {
     }
     bench_setup(
         c,
-        &pbx,
+        pbx,
         true,
         capture.as_ref(),
         &[("INVITE to 200 OK inside Ringside (sip-trace log)", |s| {
@@ -708,7 +759,7 @@ fn bench(c: &mut Criterion) {
     if capture.is_some() {
         bench_setup(
             c,
-            &pbx,
+            pbx,
             false,
             capture.as_ref(),
             &[
@@ -722,15 +773,6 @@ fn bench(c: &mut Criterion) {
         );
     }
     drop(capture);
-
-    let window = Duration::from_secs(
-        std::env::var("RINGSIDE_BENCH_CALL_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(60),
-    );
-    cpu_and_rss(&pbx, "PCMU call", "pcmu", "pcmu", window);
-    cpu_and_rss(&pbx, "Opus call", "opus", "opus/48000/2", window);
 }
 
 criterion_group!(benches, bench);

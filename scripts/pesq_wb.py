@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""PESQ-WB (ITU-T P.862.2) of each Opus complexity's decode against the reference.
+"""PESQ-WB (ITU-T P.862.2) of each Opus decode in a directory against its reference.
 
-Reads the 16 kHz WAV files written by
+Reads the 16 kHz WAV files written with `--out DIR` by
 `cargo run --release -p ringside-audio --example opus_complexity -- SPEECH.wav --out DIR`
-(ref16k.wav and c<N>_16k.wav) and prints one MOS-LQO per complexity. Internal measurement only
-(docs/performance.md, "Opus encoder complexity"); needs `pip install numpy pesq`.
+(c<N>_16k.wav, one per complexity) or by the `opus_settings` example (one per variant, plus
+*_loss10_16k.wav for the lossy decodes), and ref16k.wav; prints one MOS-LQO per file. Internal
+measurement only (docs/performance.md, "Opus encoder complexity" and "Opus FEC and bandwidth");
+needs `pip install numpy pesq`.
 """
+import glob
+import os
 import sys
 import wave
 
@@ -22,10 +26,11 @@ def load(path):
 def main():
     directory = sys.argv[1]
     rate, ref = load(f"{directory}/ref16k.wav")
-    for complexity in range(10, -1, -1):
-        _, deg = load(f"{directory}/c{complexity}_16k.wav")
+    for path in sorted(glob.glob(f"{directory}/*_16k.wav")):
+        name = os.path.basename(path)[: -len("_16k.wav")]
+        _, deg = load(path)
         n = min(len(ref), len(deg))
-        print(f"complexity {complexity:>2}: PESQ-WB {pesq(rate, ref[:n], deg[:n], 'wb'):.3f}")
+        print(f"{name:>24}: PESQ-WB {pesq(rate, ref[:n], deg[:n], 'wb'):.3f}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 //! Opus encoder complexity: what each setting costs and what it does to the audio.
 //!
 //! For each complexity (10 = libopus' default down to 0) the signal is encoded with Ringside's
-//! settings (48 kHz mono, VoIP, 24 kb/s, in-band FEC for 10 % loss, DTX off), decoded, aligned
-//! by the encoder's look-ahead and compared with the input: aligned SNR, segmental SNR (20 ms
-//! segments, each clamped to −10..35 dB, silent ones skipped), bit rate and encoder CPU time
-//! per 20 ms frame (thread CPU time from `/proc/thread-self/stat` over at least 2 s of encoding,
-//! so other load on the machine does not inflate it). Opus is not waveform-preserving, so SNR only ranks settings against each
+//! settings while loss is expected (48 kHz mono, VoIP, 24 kb/s, in-band FEC for 10 % loss, DTX
+//! off, wideband at most), decoded, aligned by the encoder's look-ahead and compared with the
+//! input: aligned SNR, segmental SNR (20 ms segments, each clamped to −10..35 dB, silent ones
+//! skipped), bit rate and encoder CPU time per 20 ms frame (thread CPU time from
+//! `/proc/thread-self/stat` over at least 2 s of encoding, so other load on the machine does
+//! not inflate it). Opus is not waveform-preserving, so SNR only ranks settings against each
 //! other; `--out DIR` also writes the reference and each decode at 16 kHz for a perceptual
 //! score (docs/performance.md has the PESQ step).
 //!

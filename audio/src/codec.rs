@@ -85,6 +85,12 @@ pub trait Encoder: Send + std::fmt::Debug {
     /// Encodes one frame of `pcm` and **appends** the payload to `out`; returns the bytes
     /// appended. Does not allocate if `out` has spare capacity for the payload.
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<usize, CodecError>;
+    /// Whether the path to the peer loses packets (from its RTCP reports). A codec with
+    /// in-band FEC sends it only while loss is expected; others ignore this.
+    fn set_loss_expected(&mut self, expected: bool) -> Result<(), CodecError> {
+        let _ = expected;
+        Ok(())
+    }
 }
 
 /// Decodes payloads into mono 16-bit PCM at [`Decoder::sample_rate_hz`].

@@ -479,8 +479,10 @@ fn opus_1khz_sine_keeps_its_frequency() {
     assert!(purity > 0.99, "purity {purity}");
 }
 
-#[test]
-fn opus_fec_recovers_a_lost_frame_better_than_plc() {
+/// Error of lost frames rebuilt by FEC from the next packet and by PLC, against the loss-free
+/// decode, in dB (one frame lost in 7), for packets of an encoder whose expected loss was set
+/// to each of `loss_expected` in turn after creation.
+fn opus_lost_frame_errors_db(loss_expected: &[bool]) -> (f64, f64) {
     // Syllables: 3 Hz on/off envelope over the voiced signal, as SILK's VAD (which gates the
     // LBRR copies) treats a steady tone as background after a while.
     let input: Vec<i16> = voiced(180.0, 0.02, 48000.0, 48000 * 2)
@@ -494,7 +496,18 @@ fn opus_fec_recovers_a_lost_frame_better_than_plc() {
         packet_loss_perc: 20,
         ..OpusConfig::default()
     };
-    let (packets, _) = opus_encode_all(&input, config);
+    let mut enc = OpusEncoder::new(config).unwrap();
+    for &expected in loss_expected {
+        enc.set_loss_expected(expected).unwrap();
+    }
+    let packets: Vec<Vec<u8>> = input
+        .chunks_exact(OPUS_FRAME)
+        .map(|f| {
+            let mut p = Vec::with_capacity(1500);
+            enc.encode(f, &mut p).unwrap();
+            p
+        })
+        .collect();
     let frames = packets.len();
     let mut out = vec![0i16; OPUS_FRAME];
 
@@ -526,12 +539,6 @@ fn opus_fec_recovers_a_lost_frame_better_than_plc() {
                 .zip(&truth[lost])
                 .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
                 .sum();
-            let s: f64 = truth[lost].iter().map(|&v| f64::from(v).powi(2)).sum();
-            println!(
-                "opus frame {lost} lost, {}: {:.1} dB",
-                if use_fec { "FEC" } else { "PLC" },
-                10.0 * (e / s).log10()
-            );
             if use_fec {
                 err_fec += e;
                 sig += truth[lost]
@@ -547,9 +554,31 @@ fn opus_fec_recovers_a_lost_frame_better_than_plc() {
         10.0 * (err_fec / sig).log10(),
         10.0 * (err_plc / sig).log10(),
     );
-    println!("opus lost-frame error vs loss-free decode: FEC {fec_db:.1} dB, PLC {plc_db:.1} dB");
+    println!(
+        "opus lost-frame error vs loss-free decode, loss expected {loss_expected:?}: \
+         FEC {fec_db:.1} dB, PLC {plc_db:.1} dB"
+    );
+    (fec_db, plc_db)
+}
+
+#[test]
+fn opus_fec_recovers_a_lost_frame_better_than_plc() {
+    // As created (loss expected), and after FEC was turned off and on again.
+    for toggles in [&[][..], &[false, true]] {
+        let (fec_db, plc_db) = opus_lost_frame_errors_db(toggles);
+        assert!(
+            fec_db < plc_db - 3.0,
+            "FEC {fec_db:.1} dB vs PLC {plc_db:.1} dB"
+        );
+    }
+}
+
+#[test]
+fn opus_sends_no_fec_while_no_loss_is_expected() {
+    // Without LBRR copies, "FEC" decoding of the next packet is plain concealment.
+    let (fec_db, plc_db) = opus_lost_frame_errors_db(&[false]);
     assert!(
-        fec_db < plc_db - 3.0,
+        (fec_db - plc_db).abs() < 0.5,
         "FEC {fec_db:.1} dB vs PLC {plc_db:.1} dB"
     );
 }

@@ -423,6 +423,40 @@ fn rtcp_reports_rtt_and_loss() {
     assert!(sb.jitter_ms < 5.0);
 }
 
+/// FEC follows the peer's reports: expected at first, off after clean reports, back on with
+/// the first report of loss, and only for the direction that loses.
+#[test]
+fn expected_loss_follows_the_peers_reports() {
+    let mut p = Pair::codec(CodecKind::Opus);
+    for s in [&mut p.a, &mut p.b] {
+        s.set_rtcp_interval(Duration::from_secs(1));
+    }
+    assert!(p.a.stats().loss_expected && p.b.stats().loss_expected);
+    // The first report comes after 1.25–3.75 s (the default interval's first half), then
+    // every 0.5–1.5 s: two clean ones in a row within 7 s.
+    p.run(7.0);
+    let (sa, sb) = (p.a.stats(), p.b.stats());
+    assert!(
+        !sa.loss_expected && !sb.loss_expected,
+        "A: {sa:?}\nB: {sb:?}"
+    );
+    // A's audio starts losing 10 %: B's next report tells A.
+    let mut rng = Lcg(5);
+    p.drop_ab = Box::new(move |d| !is_rtcp(d) && rng.chance(0.1));
+    p.run(2.0);
+    let (sa, sb) = (p.a.stats(), p.b.stats());
+    assert!(sa.loss_expected, "A: {sa:?}");
+    assert!(!sb.loss_expected, "B's stream is still clean: {sb:?}");
+    // Clean again: off after two clean reports (the first may still cover lossy time).
+    p.drop_ab = Box::new(|_| false);
+    p.run(5.0);
+    assert!(!p.a.stats().loss_expected);
+    // B stops reporting (its RTCP is lost): after REPORT_SILENCE A expects loss again.
+    p.drop_ba = Box::new(is_rtcp);
+    p.run(ringside_audio::session::REPORT_SILENCE.as_secs_f64() + 2.0);
+    assert!(p.a.stats().loss_expected);
+}
+
 #[test]
 fn remote_ssrc_change_resets() {
     let mut p = Pair::codec(CodecKind::Pcmu);

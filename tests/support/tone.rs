@@ -70,7 +70,35 @@ pub fn analyse_tone(mono: &[f32], rate: u32) -> Option<Tone> {
 
 /// Writes a mono 16-bit WAV holding a `hz` sine at half scale for `secs` seconds.
 pub fn write_tone_wav(path: &Path, hz: f64, secs: f64, rate: u32) -> std::io::Result<()> {
-    let frames = (secs * f64::from(rate)) as u32;
+    write_wav(path, rate, (secs * f64::from(rate)) as u32, |t| {
+        16384.0 * (2.0 * std::f64::consts::PI * hz * t).sin()
+    })
+}
+
+/// Writes a mono 16-bit WAV of a voiced-speech stand-in for `secs` seconds: harmonics of
+/// 180 Hz (1/k tilt, ±2 % vibrato at 5 Hz) gated into 3 syllables a second, as the Opus
+/// examples use (audio/examples/opus_complexity.rs). Unlike a steady tone, it has pauses and
+/// onsets, which is what an encoder's voice activity detection and FEC react to.
+pub fn write_voiced_wav(path: &Path, secs: f64, rate: u32) -> std::io::Result<()> {
+    let rate_f = f64::from(rate);
+    let tau = 2.0 * std::f64::consts::PI;
+    let mut phase = 0.0;
+    write_wav(path, rate, (secs * rate_f) as u32, |t| {
+        phase += tau * 180.0 * (1.0 + 0.02 * (tau * 5.0 * t).sin()) / rate_f;
+        let harmonics: f64 = (1..=18)
+            .map(|k| (f64::from(k) * phase).sin() / f64::from(k))
+            .sum();
+        4000.0 * harmonics * (tau * 3.0 * t).sin().max(0.0).sqrt()
+    })
+}
+
+/// Writes a mono 16-bit WAV of `frames` samples, `sample(t)` at each time `t` in seconds.
+fn write_wav(
+    path: &Path,
+    rate: u32,
+    frames: u32,
+    mut sample: impl FnMut(f64) -> f64,
+) -> std::io::Result<()> {
     let data_len = frames * 2;
     let mut bytes = Vec::with_capacity(44 + data_len as usize);
     bytes.extend_from_slice(b"RIFF");
@@ -86,9 +114,8 @@ pub fn write_tone_wav(path: &Path, hz: f64, secs: f64, rate: u32) -> std::io::Re
     bytes.extend_from_slice(b"data");
     bytes.extend_from_slice(&data_len.to_le_bytes());
     for n in 0..frames {
-        let t = f64::from(n) / f64::from(rate);
-        let sample = (16384.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16;
-        bytes.extend_from_slice(&sample.to_le_bytes());
+        let value = sample(f64::from(n) / f64::from(rate)) as i16;
+        bytes.extend_from_slice(&value.to_le_bytes());
     }
     std::fs::File::create(path)?.write_all(&bytes)
 }
