@@ -172,8 +172,16 @@ mod tests {
     #[test]
     fn packets_near_the_margin_leave_the_tick_alone() {
         let mut phase = settled();
-        assert_eq!(window(&mut phase, &[7, 9, 7]), None, "within the hysteresis");
-        assert_eq!(window(&mut phase, &[15, 2, 15]), None, "the freshest counts");
+        assert_eq!(
+            window(&mut phase, &[7, 9, 7]),
+            None,
+            "within the hysteresis"
+        );
+        assert_eq!(
+            window(&mut phase, &[15, 2, 15]),
+            None,
+            "the freshest counts"
+        );
     }
 
     #[test]
@@ -202,7 +210,11 @@ mod tests {
         );
         phase.packet_read(Duration::from_millis(40));
         phase.reset();
-        assert_eq!(phase.window_ticks(), ALIGN_FIRST_WINDOW_TICKS, "reset starts over");
+        assert_eq!(
+            phase.window_ticks(),
+            ALIGN_FIRST_WINDOW_TICKS,
+            "reset starts over"
+        );
         assert_eq!(
             window(&mut phase, &[25]),
             Some(TickMove::Earlier(TICK - ALIGN_MARGIN)),
