@@ -218,11 +218,22 @@ impl StandingLevel {
 /// `input[cut + i]` (linear), so cutting `input[..cut]`'s tail out leaves no step.
 /// `input.len()` must be at least `cut + out.len()`.
 fn splice(input: &[i16], cut: usize, fade: usize, out: &mut [i16]) {
+    splice_parts(input, &[], cut, fade, out);
+}
+
+/// [`splice`] over an input in two parts (a ring's wrapped read), without copying it.
+fn splice_parts(first: &[i16], second: &[i16], cut: usize, fade: usize, out: &mut [i16]) {
+    let at = |i: usize| {
+        first
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| second[i - first.len()])
+    };
     let fade = fade.min(out.len());
     for (i, o) in out.iter_mut().enumerate() {
-        let late = i32::from(input[cut + i]);
+        let late = i32::from(at(cut + i));
         *o = if i < fade {
-            let early = i32::from(input[i]);
+            let early = i32::from(at(i));
             let w = (i + 1) as i32;
             let n = (fade + 1) as i32;
             ((early * (n - w) + late * w) / n) as i16
@@ -313,12 +324,7 @@ impl CaptureReader {
         } else if let Ok(chunk) = self.consumer.read_chunk(cut + out.len()) {
             // Peek at the oldest `cut + out.len()` samples, splice, then drop them all.
             let (a, b) = chunk.as_slices();
-            if b.is_empty() {
-                splice(a, cut, self.crossfade, out);
-            } else {
-                let joined: Vec<i16> = a.iter().chain(b).copied().collect();
-                splice(&joined, cut, self.crossfade, out);
-            }
+            splice_parts(a, b, cut, self.crossfade, out);
             chunk.commit_all();
             self.trimmed_samples += cut as u64;
         }
@@ -593,6 +599,9 @@ mod tests {
         assert_eq!(out, [100, 300, 500, 700]);
         splice(&input, 4, 0, &mut out);
         assert_eq!(out, [400, 500, 600, 700]);
+        // The same input split where a ring wraps.
+        splice_parts(&input[..5], &input[5..], 4, 3, &mut out);
+        assert_eq!(out, [100, 300, 500, 700]);
     }
 
     /// A device that delivers 3 samples every tick while the engine reads 3: the standing level
