@@ -19,15 +19,15 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::f64::consts::PI;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ringside_audio::codec::{CodecConfig, CodecKind, Encoder, new_decoder};
-use ringside_audio::device::{CaptureSource, FileCapture};
 use ringside_audio::opus_codec::{OpusConfig, OpusEncoder};
-use ringside_audio::resample::Resampler;
 
-const RATE: usize = 48_000;
-const FRAME: usize = 960;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{FRAME, RATE, load, to_16k, write_wav};
 
 /// Voiced-speech stand-in: harmonics of 180 Hz (1/k tilt, ±2 % vibrato at 5 Hz) gated into
 /// 3 syllables a second.
@@ -42,35 +42,6 @@ fn voiced(len: usize) -> Vec<i16> {
             (4000.0 * s * syllable) as i16
         })
         .collect()
-}
-
-fn load(path: &Path) -> Vec<i16> {
-    let mut capture = FileCapture::open(path, RATE as u32).expect("readable WAV");
-    let mut pcm = vec![0; capture.loop_len() / FRAME * FRAME];
-    capture.read(&mut pcm);
-    pcm
-}
-
-fn to_16k(pcm: &[i16]) -> Vec<i16> {
-    let mut r = Resampler::new(RATE as u32, 16_000).expect("48k -> 16k");
-    let mut out = vec![0i16; r.max_output_len(pcm.len())];
-    let n = r.process(pcm, &mut out).expect("resample");
-    out.truncate(n);
-    out
-}
-
-fn write_wav(path: &Path, rate: u32, pcm: &[i16]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("create WAV");
-    for &s in pcm {
-        w.write_sample(s).expect("write WAV");
-    }
-    w.finalize().expect("finish WAV");
 }
 
 struct Result {

@@ -21,13 +21,13 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use ringside_audio::device::{CaptureSource, FileCapture};
-use ringside_audio::resample::Resampler;
+#[path = "common/mod.rs"]
+mod common;
 
-const RATE: usize = 48_000;
-const FRAME: usize = 960;
+use common::{FRAME, RATE, load, to_16k, write_wav};
+
 const BITRATE_BPS: i32 = 24_000;
 /// Packets lost in the lossy decode, in percent.
 const LOSS_PERCENT: u64 = 10;
@@ -132,35 +132,6 @@ fn encoder(v: &Variant) -> opus::Encoder {
         enc.set_lsb_depth(depth).unwrap();
     }
     enc
-}
-
-fn load(path: &Path) -> Vec<i16> {
-    let mut capture = FileCapture::open(path, RATE as u32).expect("readable WAV");
-    let mut pcm = vec![0; capture.loop_len() / FRAME * FRAME];
-    capture.read(&mut pcm);
-    pcm
-}
-
-fn to_16k(pcm: &[i16]) -> Vec<i16> {
-    let mut r = Resampler::new(RATE as u32, 16_000).expect("48k -> 16k");
-    let mut out = vec![0i16; r.max_output_len(pcm.len())];
-    let n = r.process(pcm, &mut out).expect("resample");
-    out.truncate(n);
-    out
-}
-
-fn write_wav(path: &Path, rate: u32, pcm: &[i16]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("create WAV");
-    for &s in pcm {
-        w.write_sample(s).expect("write WAV");
-    }
-    w.finalize().expect("finish WAV");
 }
 
 /// This thread's CPU time in ns (first field of `/proc/thread-self/schedstat`).
