@@ -67,12 +67,6 @@ fn start_receiver() -> (SocketAddr, mpsc::Receiver<(String, Instant)>) {
     (addr_rx.recv().unwrap(), hits_rx)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    // Nearest rank.
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -167,9 +161,9 @@ fn main() {
          N = {}: p50 {}, p90 {}, p99 {}, max {}, mean {}; min {}; load average before {load_before}, \
          after {}",
         samples.len(),
-        ms(percentile(&samples, 50.0)),
-        ms(percentile(&samples, 90.0)),
-        ms(percentile(&samples, 99.0)),
+        ms(support::percentile(&samples, 50.0)),
+        ms(support::percentile(&samples, 90.0)),
+        ms(support::percentile(&samples, 99.0)),
         ms(*samples.last().unwrap()),
         ms(mean),
         ms(samples[0]),

@@ -434,12 +434,6 @@ impl<'a> Caller<'a> {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    // Nearest rank.
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn summary(name: &str, values: &[Duration]) {
     let mut sorted = values.to_vec();
     sorted.sort();
@@ -449,8 +443,8 @@ fn summary(name: &str, values: &[Duration]) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     eprintln!(
         "{name}: median {:.3} ms, p95 {:.3} ms, min {:.3} ms, max {:.3} ms ({} calls)",
-        ms(percentile(&sorted, 50.0)),
-        ms(percentile(&sorted, 95.0)),
+        ms(support::percentile(&sorted, 50.0)),
+        ms(support::percentile(&sorted, 95.0)),
         ms(sorted[0]),
         ms(sorted[sorted.len() - 1]),
         sorted.len()

@@ -63,11 +63,6 @@ fn loadavg() -> String {
         .join(" ")
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn report(name: &str, values: &[Duration]) {
     let mut sorted = values.to_vec();
     sorted.sort();
@@ -75,9 +70,9 @@ fn report(name: &str, values: &[Duration]) {
     println!(
         "{name}: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms, min {:.3} ms \
          ({} iterations, load average {})",
-        ms(percentile(&sorted, 50.0)),
-        ms(percentile(&sorted, 90.0)),
-        ms(percentile(&sorted, 99.0)),
+        ms(support::percentile(&sorted, 50.0)),
+        ms(support::percentile(&sorted, 90.0)),
+        ms(support::percentile(&sorted, 99.0)),
         ms(sorted[sorted.len() - 1]),
         ms(sorted[0]),
         sorted.len(),

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::sip_caller::header;
 use super::sipp::{linear_to_ulaw, ulaw_to_linear};
 
 /// Samples per packet (20 ms at 8 kHz).
@@ -52,14 +53,6 @@ pub struct RtpCall {
     from: String,
     to: String,
     call_id: String,
-}
-
-/// What a header line of a SIP message says (case-insensitive name, first occurrence).
-fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
-    message.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
-    })
 }
 
 /// Where the SDP body says audio goes: `c=` address and `m=audio` port.
@@ -463,6 +456,5 @@ pub fn quantile(values: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+    super::percentile(&sorted, q * 100.0)
 }

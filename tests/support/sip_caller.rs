@@ -143,6 +143,14 @@ impl Drop for SipCaller {
     }
 }
 
+/// What a header line of a SIP message says (case-insensitive name, first occurrence).
+pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
 /// A display name as the inside of a quoted-string (RFC 3261 §25.1: `"` and `\` escaped).
 fn quote(name: &str) -> String {
     name.replace('\\', "\\\\").replace('"', "\\\"")
@@ -169,15 +177,7 @@ fn acknowledge(
         else {
             continue;
         };
-        let header = |name: &str| {
-            text.lines()
-                .find_map(|line| {
-                    let (key, value) = line.split_once(':')?;
-                    key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
-                })
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let header = |name: &str| header(&text, name).unwrap_or_default().to_owned();
         let call_id = header("Call-ID");
         let cseq = header("CSeq");
         responses

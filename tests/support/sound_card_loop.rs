@@ -22,7 +22,7 @@ const SETTLE: Duration = Duration::from_secs(20);
 #[derive(Debug)]
 pub struct SoundCardLoop {
     pub ringside: RingsideProcess,
-    pulse: PulseServer,
+    _pulse: PulseServer,
     _pbx: Kamailio,
     sip_port: u16,
 }
@@ -81,7 +81,7 @@ impl SoundCardLoop {
         );
         Some(SoundCardLoop {
             ringside,
-            pulse,
+            _pulse: pulse,
             _pbx: pbx,
             sip_port,
         })
@@ -102,10 +102,5 @@ impl SoundCardLoop {
             received,
             bursts,
         }
-    }
-
-    /// The sound server (e.g. for `pactl`).
-    pub fn pulse(&self) -> &PulseServer {
-        &self.pulse
     }
 }
