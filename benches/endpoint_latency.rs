@@ -18,7 +18,7 @@
 //!
 //! Run: `cargo bench --bench endpoint_latency` (`RINGSIDE_BENCH_CALL_SECS` per call, default
 //! 30; `RINGSIDE_BENCH_CALLS` calls, default 3; `RINGSIDE_BENCH_BIN` runs another build of
-//! `ringside`, to compare). Needs kamailio, pulseaudio, pulseaudio-utils and
+//! `ringside`, to compare; `RINGSIDE_BENCH_SERIES=1` prints each burst's send time and delay). Needs kamailio, pulseaudio, pulseaudio-utils and
 //! libasound2-plugins (scripts/bootstrap installs them).
 #![allow(
     clippy::disallowed_methods,
@@ -80,11 +80,16 @@ fn main() {
     let mut all = Vec::new();
     for n in 1..=calls {
         let call = setup.call(secs);
-        let delays: Vec<f64> = call
-            .delays_after(SETTLE_SECS)
-            .iter()
-            .map(|d| d.delay_ms)
-            .collect();
+        let returned = call.delays_after(SETTLE_SECS);
+        let delays: Vec<f64> = returned.iter().map(|d| d.delay_ms).collect();
+        if std::env::var_os("RINGSIDE_BENCH_SERIES").is_some() {
+            let first = call.sent.first().map_or(0.0, |p| p.at_secs);
+            let series: Vec<String> = returned
+                .iter()
+                .map(|d| format!("{:.1}s:{:.1}", d.sent_at_secs - first, d.delay_ms))
+                .collect();
+            eprintln!("  series: {}", series.join(" "));
+        }
         eprintln!(
             "call {n}: {} of {} bursts back; {}",
             delays.len(),
@@ -96,6 +101,16 @@ fn main() {
         let lines: Vec<&str> = stderr.lines().collect();
         let new = &lines[log_lines_seen.min(lines.len())..];
         log_lines_seen = lines.len();
+        if std::env::var_os("RINGSIDE_BENCH_SERIES").is_some() {
+            for line in new
+                .iter()
+                .filter(|l| l.contains("media levels") || l.contains("media tick moved"))
+            {
+                let at = line.split_whitespace().next().unwrap_or_default();
+                let fields = line.rsplit(": ").next().unwrap_or_default();
+                eprintln!("  {at} {fields}");
+            }
+        }
         let moves = new
             .iter()
             .filter(|l| l.contains("media tick moved"))
