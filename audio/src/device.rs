@@ -41,18 +41,33 @@
 //! Fixed prefills set that level by the accident of when the device and the tick started, and
 //! it never drops afterwards (the rings fill and drain at the same rate). So both rings:
 //!
-//! - start small: playback plays once [`PREFILL_MS`] is queued; capture returns real audio once
-//!   a read plus [`CAPTURE_PREFILL_MS`] has arrived;
-//! - keep the standing level at [`STANDING_TARGET_MS`] (plus a margin that grows by
-//!   [`UNDERRUN_MARGIN_MS`] with each underrun and shrinks slowly without): after each window
+//! - start small: playback plays once [`PREFILL_MS`] is queued; capture starts returning real
+//!   audio once more than [`CAPTURE_PREFILL_MS`] has arrived, leaving that much queued;
+//! - keep the standing level at [`STANDING_TARGET_MS`] (plus a margin that grows by one device
+//!   period with each underrun and shrinks by one after [`MARGIN_DECAY_WINDOWS`] windows
+//!   without): after each window
 //!   of [`LEVEL_WINDOW_TICKS`] ticks, whatever the *lowest* level of the window held beyond
 //!   that was never needed, and is cut out of the stream with a short crossfade
 //!   ([`TRIM_CROSSFADE_MS`]) on the engine side (playback: from the frame being written;
 //!   capture: from the audio being read);
 //! - drop back to the start level above [`HIGH_WATER_MS`] (a burst after a stall, clock drift).
 //!
-//! An underrun refills to the start level (playback re-primes, capture pads and re-primes),
-//! which is how a level that was too low grows again.
+//! Why nothing below a period, and margins in whole periods: the device moves audio a period
+//! at a time (10 ms). A playback callback that comes before the tick's write is served from
+//! the standing level only if that holds a whole period; 3 ms of it delay every sample by 3 ms
+//! and still run dry. What decides whether a late tick runs a ring dry is the *phase* between
+//! the tick and the callbacks (the tick follows the packets, the callbacks the sound card), and
+//! where that phase leaves too little room, only one more period helps. Measured on the
+//! sound-card loop, the 3 ms target and 5 ms margin steps settled at 8–13 ms per ring after
+//! one or two underruns each call.
+//!
+//! An underrun brings the level straight back up to what the control now keeps (target plus
+//! the grown margin), in one gap: playback plays what is queued and pads the rest, and the
+//! writer queues silence up to the kept level before its next frame (next to that gap);
+//! capture returns its real samples, pads, and resumes with silence followed by the audio
+//! beyond the kept level, the moment more than that is queued.
+//! Neither waits for the start level again: re-priming to the first playout's 25 ms after each
+//! underrun used to add up to a whole tick of delay until the next window trimmed it.
 //!
 //! ```text
 //!   playback ring level   ▲   write 20 ms
@@ -77,24 +92,26 @@ pub use null::{NullCapture, NullPlayback};
 
 /// Capacity of each cpal ring, in milliseconds of audio at the device rate.
 pub const RING_MS: u32 = 200;
-/// Audio the playback ring must hold before the callback starts playing from it (again after
-/// running dry): one 20 ms tick plus a little, so the first frames do not run dry at once.
+/// Audio the playback ring must hold before the callback first plays from it: one 20 ms tick
+/// plus a little, so the first frames do not run dry at once.
 pub const PREFILL_MS: u32 = 25;
-/// Capture returns real audio once a whole read plus this much has arrived (again after an
-/// underrun).
+/// Capture starts returning real audio once more than this much has arrived, and leaves this
+/// much queued.
 pub const CAPTURE_PREFILL_MS: u32 = 5;
 /// Above this level both rings drop their oldest audio back to their start level (capture in
 /// `read`, playback in the device callback), which bounds the latency clock drift or a burst
 /// after a stall can add.
 pub const HIGH_WATER_MS: u32 = 120;
 /// The standing level each ring is trimmed to (see the module docs), before any underrun
-/// margin.
-pub const STANDING_TARGET_MS: u32 = 3;
-/// Added to the standing target after each underrun (up to [`MAX_UNDERRUN_MARGIN_MS`]); one
-/// millisecond of it is given back after every [`MARGIN_DECAY_WINDOWS`] windows without one.
-pub const UNDERRUN_MARGIN_MS: u32 = 5;
+/// margin: nothing, because less than a device period protects nothing.
+pub const STANDING_TARGET_MS: u32 = 0;
+/// The underrun margin's step while the device period is not known (no callback yet); it is
+/// the period otherwise.
+pub const UNDERRUN_MARGIN_MS: u32 = 10;
+/// Cap of the underrun margin.
 pub const MAX_UNDERRUN_MARGIN_MS: u32 = 40;
-pub const MARGIN_DECAY_WINDOWS: u32 = 10;
+/// Windows without an underrun after which one step of the margin is given back.
+pub const MARGIN_DECAY_WINDOWS: u32 = 30;
 /// Ticks (reads or writes) per standing-level window: 1 s at 20 ms.
 pub const LEVEL_WINDOW_TICKS: u32 = 50;
 /// Excess smaller than this is left alone (each trim is a tiny splice in the audio).
@@ -211,8 +228,9 @@ pub struct DeviceStats {
 /// A source of mono capture PCM.
 pub trait CaptureSource {
     /// Fills `out` completely with mono samples at [`CaptureSource::rate_hz`], using silence where
-    /// no audio was available, and returns how many samples were real (the rest is padding at
-    /// the end of `out`). The null device counts its silence as real.
+    /// no audio was available, and returns how many samples were real (the rest is silence: at
+    /// the end after an underrun, at the start when audio resumes). The null device counts its
+    /// silence as real.
     fn read(&mut self, out: &mut [i16]) -> usize;
     /// Rate of the samples `read` returns.
     fn rate_hz(&self) -> u32;

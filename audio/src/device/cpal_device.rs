@@ -247,6 +247,7 @@ where
     let mut state = PlaybackCallbackState {
         primed: false,
         prefill,
+        started: false,
         high_water,
     };
     let stream = device.build_output_stream::<T, _, _>(
@@ -459,6 +460,7 @@ impl CaptureStream {
                 let running = build_input_any(device, config, format, producer)?;
                 let reader = CaptureReader::new(
                     consumer,
+                    Arc::clone(&running.counters),
                     ms_to_samples(rate, CAPTURE_PREFILL_MS),
                     ms_to_samples(rate, HIGH_WATER_MS),
                     LevelParams::at_rate(rate),
@@ -634,7 +636,7 @@ impl PlaybackStream {
             underruns: c.underruns.load(Relaxed),
             overruns: self.writer.overruns,
             dropped_samples: self.writer.dropped_samples,
-            padded_samples: c.padded_samples.load(Relaxed),
+            padded_samples: c.padded_samples.load(Relaxed) + self.writer.padded_samples,
             trimmed_samples: c.trimmed_samples.load(Relaxed) + self.writer.trimmed_samples,
             callbacks: c.callbacks.load(Relaxed),
             buffered_samples: self.writer.buffered(),

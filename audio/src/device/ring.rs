@@ -16,6 +16,9 @@ use rtrb::{Consumer, Producer};
 #[derive(Debug, Default)]
 pub(super) struct CallbackCounters {
     pub callbacks: AtomicU64,
+    /// Frames the latest callback moved: the device period, the step an underrun margin grows
+    /// by.
+    pub callback_frames: AtomicU64,
     /// Capture: callbacks that found the ring full.
     pub overruns: AtomicU64,
     pub dropped_samples: AtomicU64,
@@ -41,6 +44,7 @@ pub(super) fn push_capture<T>(
     counters.callbacks.fetch_add(1, Relaxed);
     let channels = channels.max(1);
     let frames = data.len() / channels;
+    counters.callback_frames.store(frames as u64, Relaxed);
     let n = frames.min(producer.slots());
     if n > 0
         && let Ok(chunk) = producer.write_chunk_uninit(n)
@@ -61,15 +65,25 @@ pub(super) fn push_capture<T>(
 /// State owned by the playback callback closure.
 #[derive(Debug)]
 pub(super) struct PlaybackCallbackState {
-    /// Playing from the ring (false until `prefill` samples are queued, and after running dry).
+    /// Playing from the ring: false until `prefill` samples are queued, and again after a
+    /// callback found the ring empty (then one callback's worth re-primes it).
     pub primed: bool,
+    /// Queued samples the first playout waits for.
     pub prefill: usize,
+    /// Whether playout has started once (later primings wait for one callback only).
+    pub started: bool,
     /// Above this many queued samples the oldest are skipped down to `prefill` (latency bound).
     pub high_water: usize,
 }
 
 /// Playback callback body: ring → `T`, copied to every channel; silence while priming and on
 /// underrun. Real-time safe: no allocation, no lock, no syscall.
+///
+/// A late engine tick makes a callback find less than it needs: it plays what is there and
+/// pads the rest (an underrun) and stays primed; the writer then restores the kept level
+/// ([`PlaybackWriter::write`]). Only an empty ring un-primes it (the engine stopped writing, or
+/// a long stall); it then re-primes as soon as one callback's worth is queued, not the first
+/// playout's `prefill`.
 pub(super) fn pop_playback<T>(
     consumer: &mut Consumer<i16>,
     data: &mut [T],
@@ -82,10 +96,13 @@ pub(super) fn pop_playback<T>(
     counters.callbacks.fetch_add(1, Relaxed);
     let channels = channels.max(1);
     let frames = data.len() / channels;
+    counters.callback_frames.store(frames as u64, Relaxed);
     let available = consumer.slots();
     if !state.primed {
-        if available >= state.prefill.max(1) {
+        let needed = if state.started { frames } else { state.prefill };
+        if available >= needed.max(1) {
             state.primed = true;
+            state.started = true;
         } else {
             data.fill(T::EQUILIBRIUM);
             return;
@@ -114,7 +131,7 @@ pub(super) fn pop_playback<T>(
         counters
             .padded_samples
             .fetch_add((frames - n) as u64, Relaxed);
-        state.primed = false;
+        state.primed = n > 0;
     }
 }
 
@@ -123,9 +140,9 @@ pub(super) fn pop_playback<T>(
 pub(super) struct LevelParams {
     pub target: usize,
     pub hysteresis: usize,
+    /// Margin step when the device period is not known yet.
     pub underrun_margin: usize,
     pub max_margin: usize,
-    pub margin_decay: usize,
     pub window_ticks: u32,
     pub decay_windows: u32,
     pub crossfade: usize,
@@ -143,7 +160,6 @@ impl LevelParams {
             hysteresis: ms_to_samples(rate_hz, TRIM_HYSTERESIS_MS),
             underrun_margin: ms_to_samples(rate_hz, UNDERRUN_MARGIN_MS),
             max_margin: ms_to_samples(rate_hz, MAX_UNDERRUN_MARGIN_MS),
-            margin_decay: ms_to_samples(rate_hz, 1),
             window_ticks: LEVEL_WINDOW_TICKS,
             decay_windows: MARGIN_DECAY_WINDOWS,
             crossfade: ms_to_samples(rate_hz, TRIM_CROSSFADE_MS),
@@ -160,6 +176,8 @@ pub(super) struct StandingLevel {
     /// Lowest level of the last complete window (before its cut).
     pub last_lowest: usize,
     margin: usize,
+    /// The step of the latest underrun (one device period), given back the same way.
+    step: usize,
     seen: u32,
     lowest: usize,
     windows_without_underrun: u32,
@@ -171,6 +189,7 @@ impl StandingLevel {
             params,
             last_lowest: 0,
             margin: 0,
+            step: 0,
             seen: 0,
             lowest: usize::MAX,
             windows_without_underrun: 0,
@@ -196,7 +215,7 @@ impl StandingLevel {
         self.windows_without_underrun += 1;
         if self.windows_without_underrun >= self.params.decay_windows {
             self.windows_without_underrun = 0;
-            self.margin = self.margin.saturating_sub(self.params.margin_decay);
+            self.margin = self.margin.saturating_sub(self.step);
         }
         if excess > self.params.hysteresis {
             excess
@@ -205,9 +224,15 @@ impl StandingLevel {
         }
     }
 
-    /// The ring ran dry: keep more from now on and start a fresh window.
-    pub fn underrun(&mut self) {
-        self.margin = (self.margin + self.params.underrun_margin).min(self.params.max_margin);
+    /// The ring ran dry: keep one more device period (`period` samples, 0 if unknown) from now
+    /// on and start a fresh window.
+    pub fn underrun(&mut self, period: usize) {
+        self.step = if period > 0 {
+            period
+        } else {
+            self.params.underrun_margin
+        };
+        self.margin = (self.margin + self.step).min(self.params.max_margin);
         self.windows_without_underrun = 0;
         self.seen = 0;
         self.lowest = usize::MAX;
@@ -247,7 +272,11 @@ fn splice_parts(first: &[i16], second: &[i16], cut: usize, fade: usize, out: &mu
 #[derive(Debug)]
 pub(super) struct CaptureReader {
     consumer: Consumer<i16>,
+    /// The callback's counters (its period is the underrun margin's step).
+    counters: Arc<CallbackCounters>,
     primed: bool,
+    /// Whether real audio was returned once (later primings wait for one read only).
+    started: bool,
     prefill: usize,
     high_water: usize,
     level: StandingLevel,
@@ -262,13 +291,16 @@ impl CaptureReader {
     /// `prefill`: what must be queued beyond one read before real audio is returned.
     pub fn new(
         consumer: Consumer<i16>,
+        counters: Arc<CallbackCounters>,
         prefill: usize,
         high_water: usize,
         level: LevelParams,
     ) -> Self {
         CaptureReader {
             consumer,
+            counters,
             primed: false,
+            started: false,
             prefill,
             high_water: high_water.max(prefill),
             level: StandingLevel::new(level),
@@ -290,26 +322,44 @@ impl CaptureReader {
         self.level.last_lowest
     }
 
-    /// See [`crate::device::CaptureSource::read`]. Silence (0 real) while priming; after an
-    /// underrun the real samples come first, then the padding.
+    /// See [`crate::device::CaptureSource::read`]. While priming: silence until more than
+    /// the held level is queued (the first read's `prefill`, after an underrun the level the
+    /// control keeps), then silence followed by the audio beyond that level, so the padding of
+    /// an underrun, the priming reads and this silence are one gap, and the level is back up
+    /// exactly when real audio resumes. An underrun returns the real samples first, then
+    /// padding.
     pub fn read(&mut self, out: &mut [i16]) -> usize {
         let available = self.consumer.slots();
         if !self.primed {
-            if available >= out.len() + self.prefill {
-                self.primed = true;
+            let hold = if self.started {
+                self.level.keep()
             } else {
-                out.fill(0);
-                return 0;
+                self.prefill
+            };
+            let real = available.saturating_sub(hold).min(out.len());
+            self.primed = real > 0;
+            self.started |= real > 0;
+            if real < out.len() {
+                let gap = out.len() - real;
+                out[..gap].fill(0);
+                let _ = self.consumer.pop_partial_slice(&mut out[gap..]);
+                self.samples += real as u64;
+                return real;
             }
+            // A whole read beyond the held level: read as usual (trims, high water).
         }
         if available < out.len() {
+            // Early read: the real samples first, then silence until the ring holds a read
+            // plus what the control now keeps (its margin just grew): one gap, and the level
+            // is back up as soon as real audio resumes.
             let (popped, rest) = self.consumer.pop_partial_slice(out);
             let n = popped.len();
             rest.fill(0);
             self.underruns += 1;
             self.padded_samples += (out.len() - n) as u64;
             self.primed = false;
-            self.level.underrun();
+            self.level
+                .underrun(self.counters.callback_frames.load(Relaxed) as usize);
             self.samples += n as u64;
             return n;
         }
@@ -345,6 +395,8 @@ pub(super) struct PlaybackWriter {
     /// Samples still to cut from the next frames (a trim larger than one frame).
     pending_cut: usize,
     scratch: Vec<i16>,
+    /// Silence queued after underruns to bring the level back up.
+    pub padded_samples: u64,
     pub overruns: u64,
     pub dropped_samples: u64,
     pub trimmed_samples: u64,
@@ -366,6 +418,7 @@ impl PlaybackWriter {
             crossfade: level.crossfade,
             pending_cut: 0,
             scratch: Vec::with_capacity(capacity),
+            padded_samples: 0,
             overruns: 0,
             dropped_samples: 0,
             trimmed_samples: 0,
@@ -388,9 +441,22 @@ impl PlaybackWriter {
     pub fn write(&mut self, pcm: &[i16]) {
         let underruns = self.counters.underruns.load(Relaxed);
         if underruns != self.underruns_seen {
+            // The device ran dry since the last write: raise the level to what the control now
+            // keeps with silence, next to the gap the underrun already played.
             self.underruns_seen = underruns;
-            self.level.underrun();
+            self.level
+                .underrun(self.counters.callback_frames.load(Relaxed) as usize);
             self.pending_cut = 0;
+            let missing = self
+                .level
+                .keep()
+                .saturating_sub(self.buffered())
+                .min(self.producer.slots());
+            if missing > 0
+                && let Ok(chunk) = self.producer.write_chunk_uninit(missing)
+            {
+                self.padded_samples += chunk.fill_from_iter(std::iter::repeat(0)) as u64;
+            }
         }
         // Cuts still pending count as done, or the next window would cut them again.
         let level = self.buffered().saturating_sub(self.pending_cut);
@@ -429,7 +495,6 @@ mod tests {
             hysteresis: 0,
             underrun_margin: 0,
             max_margin: 0,
-            margin_decay: 0,
             window_ticks: u32::MAX,
             decay_windows: u32::MAX,
             crossfade: 0,
@@ -439,11 +504,11 @@ mod tests {
     #[test]
     fn capture_takes_channel_zero_and_converts() {
         let (mut p, c) = RingBuffer::<i16>::new(16);
-        let counters = CallbackCounters::default();
+        let counters = Arc::new(CallbackCounters::default());
         // Stereo f32: left = 0.5, right = -1.0.
         let data = [0.5f32, -1.0, 0.5, -1.0, 0.5, -1.0];
         push_capture(&mut p, &data, 2, &counters);
-        let mut r = CaptureReader::new(c, 0, 10, no_trim());
+        let mut r = CaptureReader::new(c, Arc::clone(&counters), 0, 10, no_trim());
         let mut out = [7i16; 3];
         assert_eq!(r.read(&mut out), 3);
         assert_eq!(out, [16384; 3]);
@@ -453,7 +518,7 @@ mod tests {
     #[test]
     fn capture_overrun_is_counted_in_callback() {
         let (mut p, _c) = RingBuffer::<i16>::new(4);
-        let counters = CallbackCounters::default();
+        let counters = Arc::new(CallbackCounters::default());
         push_capture(&mut p, &[1i16; 6], 1, &counters);
         assert_eq!(counters.overruns.load(Relaxed), 1);
         assert_eq!(counters.dropped_samples.load(Relaxed), 2);
@@ -462,32 +527,43 @@ mod tests {
     #[test]
     fn capture_primes_pads_and_reprimes() {
         let (mut p, c) = RingBuffer::<i16>::new(64);
-        let counters = CallbackCounters::default();
-        let mut r = CaptureReader::new(c, 4, 40, no_trim());
+        let counters = Arc::new(CallbackCounters::default());
+        let mut r = CaptureReader::new(c, Arc::clone(&counters), 4, 40, no_trim());
         let mut out = [9i16; 4];
-        push_capture(&mut p, &[1i16; 6], 1, &counters);
-        // 6 < one read + prefill = 8: silence, nothing real, not an underrun.
+        push_capture(&mut p, &[1i16; 3], 1, &counters);
+        // 3 ≤ prefill 4: silence, nothing real, not an underrun.
         assert_eq!(r.read(&mut out), 0);
         assert_eq!(out, [0; 4]);
-        push_capture(&mut p, &[2i16; 4], 1, &counters);
-        assert_eq!(r.read(&mut out), 4);
-        assert_eq!(out, [1; 4]);
-        assert_eq!(r.read(&mut out), 4);
-        assert_eq!(out, [1, 1, 2, 2]);
-        // 2 left: underrun, real samples first, padded, back to priming.
+        push_capture(&mut p, &[2i16; 3], 1, &counters);
+        // 6 queued: silence, then the 2 beyond the prefill; 4 stay queued.
         assert_eq!(r.read(&mut out), 2);
-        assert_eq!(out, [2, 2, 0, 0]);
-        assert_eq!((r.underruns, r.padded_samples), (1, 2));
+        assert_eq!(out, [0, 0, 1, 1]);
         push_capture(&mut p, &[3i16; 4], 1, &counters);
-        assert_eq!(r.read(&mut out), 0, "re-priming");
-        assert_eq!(r.underruns, 1);
+        assert_eq!(r.read(&mut out), 4);
+        assert_eq!(out, [1, 2, 2, 2]);
+        assert_eq!(r.read(&mut out), 4);
+        assert_eq!(out, [3; 4]);
+        assert_eq!(r.underruns, 0);
+        push_capture(&mut p, &[4i16; 2], 1, &counters);
+        // 2 queued: underrun, real samples first, padded.
+        assert_eq!(r.read(&mut out), 2);
+        assert_eq!(out, [4, 4, 0, 0]);
+        assert_eq!((r.underruns, r.padded_samples), (1, 2));
+        // Priming again holds the kept level (0 here), not the first prefill.
+        push_capture(&mut p, &[5i16; 3], 1, &counters);
+        assert_eq!(r.read(&mut out), 3);
+        assert_eq!(out, [0, 5, 5, 5]);
+        assert_eq!(r.read(&mut out), 0, "empty: an underrun");
+        assert_eq!(r.underruns, 2);
+        assert_eq!(r.read(&mut out), 0, "priming");
+        assert_eq!(r.underruns, 2, "priming is not an underrun");
     }
 
     #[test]
     fn capture_trims_above_high_water() {
         let (mut p, c) = RingBuffer::<i16>::new(128);
-        let counters = CallbackCounters::default();
-        let mut r = CaptureReader::new(c, 8, 20, no_trim());
+        let counters = Arc::new(CallbackCounters::default());
+        let mut r = CaptureReader::new(c, Arc::clone(&counters), 8, 20, no_trim());
         let ramp: Vec<i16> = (0..50).collect();
         push_capture(&mut p, &ramp, 1, &counters);
         let mut out = [0i16; 4];
@@ -508,6 +584,7 @@ mod tests {
         let mut state = PlaybackCallbackState {
             primed: false,
             prefill: 6,
+            started: false,
             high_water: 48,
         };
         let mut data = [1.0f32; 8]; // 4 stereo frames
@@ -522,7 +599,25 @@ mod tests {
         assert_eq!(data, [-0.5, -0.5, -0.5, -0.5, 0.0, 0.0, 0.0, 0.0]);
         assert_eq!(counters.underruns.load(Relaxed), 1);
         assert_eq!(counters.padded_samples.load(Relaxed), 2);
+        assert!(state.primed, "a late write costs only its padding");
+        w.write(&[16384; 1]);
+        pop_playback(&mut c, &mut data, 2, &mut state, &counters);
+        assert_eq!(data, [0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        // Empty: an underrun, then silent priming that is not counted.
+        pop_playback(&mut c, &mut data, 2, &mut state, &counters);
+        assert_eq!(counters.underruns.load(Relaxed), 3);
         assert!(!state.primed);
+        w.write(&[16384; 3]);
+        pop_playback(&mut c, &mut data, 2, &mut state, &counters);
+        assert_eq!(data, [0.0; 8], "3 < one callback's 4 frames");
+        assert_eq!(counters.underruns.load(Relaxed), 3);
+        w.write(&[-16384; 1]);
+        pop_playback(&mut c, &mut data, 2, &mut state, &counters);
+        assert_eq!(
+            data,
+            [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, -0.5, -0.5],
+            "re-primed by one callback"
+        );
     }
 
     #[test]
@@ -543,6 +638,7 @@ mod tests {
         let mut state = PlaybackCallbackState {
             primed: false,
             prefill: 4,
+            started: false,
             high_water: 10,
         };
         let ramp: Vec<i16> = (0..20).collect();
@@ -561,7 +657,6 @@ mod tests {
             hysteresis: 1,
             underrun_margin: 3,
             max_margin: 6,
-            margin_decay: 1,
             window_ticks: window,
             decay_windows: 2,
             crossfade: 0,
@@ -576,18 +671,20 @@ mod tests {
         // Lowest 3: excess 1 is within the hysteresis.
         assert_eq!([3, 8, 8].map(|l| level.observe(l)), [0, 0, 0]);
         // An underrun raises what is kept by the margin (capped), and restarts the window.
+        // An underrun raises what is kept by one device period (capped), and restarts the
+        // window; 3 when the period is not known.
         level.observe(20);
-        level.underrun();
+        level.underrun(0);
         assert_eq!(level.keep(), 5);
-        level.underrun();
-        level.underrun();
+        level.underrun(2);
+        level.underrun(2);
         assert_eq!(level.keep(), 8, "margin capped at 6");
         assert_eq!([20, 20, 20].map(|l| level.observe(l)), [0, 0, 12]);
-        // Windows without underruns give the margin back slowly (1 per 2 windows).
+        // Windows without underruns give the margin back a period at a time (per 2 windows).
         for _ in 0..3 {
             level.observe(8);
         }
-        assert_eq!(level.keep(), 7);
+        assert_eq!(level.keep(), 6);
     }
 
     #[test]
@@ -609,8 +706,8 @@ mod tests {
     #[test]
     fn capture_standing_level_is_trimmed_to_the_target() {
         let (mut p, c) = RingBuffer::<i16>::new(64);
-        let counters = CallbackCounters::default();
-        let mut r = CaptureReader::new(c, 1, 40, trim_every(4));
+        let counters = Arc::new(CallbackCounters::default());
+        let mut r = CaptureReader::new(c, Arc::clone(&counters), 1, 40, trim_every(4));
         let mut next = 0i16;
         let mut deliver = |p: &mut Producer<i16>, n: i16| {
             let samples: Vec<i16> = (next..next + n).collect();
@@ -635,6 +732,22 @@ mod tests {
         // The stream skips exactly the cut samples: 0, 3, 6, then 9 + 3 + 7.
         assert_eq!(first[..5], [0, 3, 6, 16, 19]);
         assert_eq!(r.underruns, 0);
+        // A read with 1 sample short: real samples first, padding; when audio resumes, it
+        // comes after silence that keeps 2 + 3 queued: one gap, and the level is back up.
+        let _ = r.read(&mut out);
+        let last = out[2];
+        assert_eq!(r.read(&mut out), 2);
+        assert_eq!(out, [last + 1, last + 2, 0]);
+        assert_eq!((r.underruns, r.padded_samples), (1, 1));
+        deliver(&mut p, 3);
+        assert_eq!(r.read(&mut out), 0, "3 queued, 5 kept: still the gap");
+        deliver(&mut p, 3);
+        assert_eq!(r.read(&mut out), 1);
+        assert_eq!(out, [0, 0, last + 3], "no sample lost");
+        assert_eq!(r.buffered(), 5);
+        deliver(&mut p, 3);
+        assert_eq!(r.read(&mut out), 3);
+        assert_eq!(r.buffered(), 5);
     }
 
     /// The playback ring starts with a standing level; writes shed it over the next frames,
@@ -647,6 +760,7 @@ mod tests {
         let mut state = PlaybackCallbackState {
             primed: false,
             prefill: 1,
+            started: false,
             high_water: 100,
         };
         let mut device = [0i16; 4];
@@ -667,11 +781,16 @@ mod tests {
         );
         assert_eq!(w.trimmed_samples, 14);
         assert_eq!(counters.underruns.load(Relaxed), 0);
-        // Device pulls twice without a write: underrun; the writer now keeps 2 + 3.
+        // Device pulls twice without a write: underrun; the writer now keeps 2 + a period.
         pop_playback(&mut c, &mut device, 1, &mut state, &counters);
         pop_playback(&mut c, &mut device, 1, &mut state, &counters);
         assert_eq!(counters.underruns.load(Relaxed), 1);
         w.write(&[1; 4]);
-        assert_eq!(w.level.keep(), 5);
+        assert_eq!(w.level.keep(), 6, "target 2 plus the device period of 4");
+        // The writer queued 6 of silence before the frame: the level is back up at once.
+        assert_eq!((w.padded_samples, w.buffered()), (6, 10));
+        let mut played = [9i16; 7];
+        pop_playback(&mut c, &mut played, 1, &mut state, &counters);
+        assert_eq!(played, [0, 0, 0, 0, 0, 0, 1]);
     }
 }
