@@ -17,7 +17,9 @@
 //!    (`[media] codecs` holds only that codec). After the call is established and has run for
 //!    2 s, utime + stime from `/proc/PID/stat` are read before and after a window of
 //!    `RINGSIDE_BENCH_CALL_SECS` seconds (default 60); VmRSS and VmHWM come from
-//!    `/proc/PID/status` at the end. baresip's own CPU over the same window is printed too.
+//!    `/proc/PID/status` at the end, PSS and private clean/dirty pages from
+//!    `/proc/PID/smaps_rollup`, anonymous and file-backed RSS from `status`. baresip's own CPU
+//!    over the same window is printed too.
 //!
 //! Every figure is printed with the load average at the time (`/proc/loadavg`).
 //!
@@ -554,7 +556,12 @@ fn clock_ticks_per_sec() -> f64 {
 
 /// A `kB` field of `/proc/PID/status` in MiB.
 fn status_mib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    proc_kb_mib(pid, "status", field)
+}
+
+/// A `kB` field of `/proc/PID/FILE` (`status`, `smaps_rollup`) in MiB.
+fn proc_kb_mib(pid: u32, file: &str, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix(field))
@@ -662,6 +669,16 @@ fn cpu_and_rss(
     let elapsed = started.elapsed().as_secs_f64();
     let rss = status_mib(pid, "VmRSS:");
     let hwm = status_mib(pid, "VmHWM:");
+    // VmRSS counts every resident page whole, shared library pages and clean file-backed code
+    // pages alike: PSS (shared pages divided among their users), the clean/dirty split and the
+    // anonymous part say what the process really holds.
+    let rollup = |field| proc_kb_mib(pid, "smaps_rollup", field);
+    let (pss, private_clean, private_dirty) = (
+        rollup("Pss:"),
+        rollup("Private_Clean:"),
+        rollup("Private_Dirty:"),
+    );
+    let (rss_anon, rss_file) = (status_mib(pid, "RssAnon:"), status_mib(pid, "RssFile:"));
     let load_after = loadavg();
 
     let log = ringside.stderr();
@@ -679,6 +696,10 @@ fn cpu_and_rss(
          load average {load_before} → {load_after}",
         percent(after - before),
         after - before,
+    );
+    eprintln!(
+        "{label}: ringside PSS {pss:.1} MiB, Private_Clean {private_clean:.1} MiB, \
+         Private_Dirty {private_dirty:.1} MiB; RssAnon {rss_anon:.1} MiB, RssFile {rss_file:.1} MiB"
     );
     eprintln!(
         "{label}: ringside {threads} threads, {:.0} context switches/s ({:.0} voluntary, {:.0} \
