@@ -61,13 +61,12 @@
 //! sound-card loop, the 3 ms target and 5 ms margin steps settled at 8–13 ms per ring after
 //! one or two underruns each call.
 //!
-//! An underrun brings the level straight back up to what the control now keeps (target plus
-//! the grown margin), in one gap: playback plays what is queued and pads the rest, and the
-//! writer queues silence up to the kept level before its next frame (next to that gap);
-//! capture returns its real samples, pads, and resumes with silence followed by the audio
-//! beyond the kept level, the moment more than that is queued.
-//! Neither waits for the start level again: re-priming to the first playout's 25 ms after each
-//! underrun used to add up to a whole tick of delay until the next window trimmed it.
+//! An underrun pads the missing audio with silence and goes on: the padding delays what follows
+//! by as much as the tick was late, no more, and from then on the control keeps one more
+//! period. Only an empty ring primes again, for one callback or read, not the start level.
+//! Two versions measured worse on the sound-card loop: re-priming to the 25 ms start level
+//! (15–20 ms jumps in the delay until the next trim), and raising the level to the kept period
+//! at once (a period more for 30 s, without making the next underrun any less likely).
 //!
 //! ```text
 //!   playback ring level   ▲   write 20 ms

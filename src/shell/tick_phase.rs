@@ -56,8 +56,8 @@ pub(crate) const ALIGN_WINDOW_TICKS: u32 = 50;
 /// The first window of a media run is shorter (0.5 s), so the first, large move comes before
 /// the device rings trim their standing levels (after 1 s): they absorb it then.
 pub(crate) const ALIGN_FIRST_WINDOW_TICKS: u32 = 25;
-/// Later moves go at most this far at a time: less than the rings' standing target, so a
-/// move does not run a ring dry (an underrun would cost a margin of 5 ms for a while).
+/// Later moves go at most this far at a time, so a move rarely runs a device ring dry (an
+/// underrun makes that ring keep one more device period for a while).
 pub(crate) const ALIGN_STEP_MAX: Duration = Duration::from_millis(2);
 
 /// The alignment state of the media tick.

@@ -636,7 +636,7 @@ impl PlaybackStream {
             underruns: c.underruns.load(Relaxed),
             overruns: self.writer.overruns,
             dropped_samples: self.writer.dropped_samples,
-            padded_samples: c.padded_samples.load(Relaxed) + self.writer.padded_samples,
+            padded_samples: c.padded_samples.load(Relaxed),
             trimmed_samples: c.trimmed_samples.load(Relaxed) + self.writer.trimmed_samples,
             callbacks: c.callbacks.load(Relaxed),
             buffered_samples: self.writer.buffered(),

@@ -80,8 +80,8 @@ pub(super) struct PlaybackCallbackState {
 /// underrun. Real-time safe: no allocation, no lock, no syscall.
 ///
 /// A late engine tick makes a callback find less than it needs: it plays what is there and
-/// pads the rest (an underrun) and stays primed; the writer then restores the kept level
-/// ([`PlaybackWriter::write`]). Only an empty ring un-primes it (the engine stopped writing, or
+/// pads the rest (an underrun) and stays primed, so the delay grows by the padding only.
+/// Only an empty ring un-primes it (the engine stopped writing, or
 /// a long stall); it then re-primes as soon as one callback's worth is queued, not the first
 /// playout's `prefill`.
 pub(super) fn pop_playback<T>(
@@ -322,20 +322,16 @@ impl CaptureReader {
         self.level.last_lowest
     }
 
-    /// See [`crate::device::CaptureSource::read`]. While priming: silence until more than
-    /// the held level is queued (the first read's `prefill`, after an underrun the level the
-    /// control keeps), then silence followed by the audio beyond that level, so the padding of
-    /// an underrun, the priming reads and this silence are one gap, and the level is back up
-    /// exactly when real audio resumes. An underrun returns the real samples first, then
-    /// padding.
+    /// See [`crate::device::CaptureSource::read`]. While priming (at the start, and after a
+    /// read found the ring empty): silence until more than the held level is queued (the first
+    /// read's `prefill`, later nothing), then silence followed by the audio beyond it, so the
+    /// gap stays one gap. An early read (underrun) returns the real samples first, then
+    /// padding, and goes on: the padding delays what follows by as much as the read was early,
+    /// no more.
     pub fn read(&mut self, out: &mut [i16]) -> usize {
         let available = self.consumer.slots();
         if !self.primed {
-            let hold = if self.started {
-                self.level.keep()
-            } else {
-                self.prefill
-            };
+            let hold = if self.started { 0 } else { self.prefill };
             let real = available.saturating_sub(hold).min(out.len());
             self.primed = real > 0;
             self.started |= real > 0;
@@ -349,15 +345,12 @@ impl CaptureReader {
             // A whole read beyond the held level: read as usual (trims, high water).
         }
         if available < out.len() {
-            // Early read: the real samples first, then silence until the ring holds a read
-            // plus what the control now keeps (its margin just grew): one gap, and the level
-            // is back up as soon as real audio resumes.
             let (popped, rest) = self.consumer.pop_partial_slice(out);
             let n = popped.len();
             rest.fill(0);
             self.underruns += 1;
             self.padded_samples += (out.len() - n) as u64;
-            self.primed = false;
+            self.primed = n > 0;
             self.level
                 .underrun(self.counters.callback_frames.load(Relaxed) as usize);
             self.samples += n as u64;
@@ -395,8 +388,6 @@ pub(super) struct PlaybackWriter {
     /// Samples still to cut from the next frames (a trim larger than one frame).
     pending_cut: usize,
     scratch: Vec<i16>,
-    /// Silence queued after underruns to bring the level back up.
-    pub padded_samples: u64,
     pub overruns: u64,
     pub dropped_samples: u64,
     pub trimmed_samples: u64,
@@ -418,7 +409,6 @@ impl PlaybackWriter {
             crossfade: level.crossfade,
             pending_cut: 0,
             scratch: Vec::with_capacity(capacity),
-            padded_samples: 0,
             overruns: 0,
             dropped_samples: 0,
             trimmed_samples: 0,
@@ -441,22 +431,12 @@ impl PlaybackWriter {
     pub fn write(&mut self, pcm: &[i16]) {
         let underruns = self.counters.underruns.load(Relaxed);
         if underruns != self.underruns_seen {
-            // The device ran dry since the last write: raise the level to what the control now
-            // keeps with silence, next to the gap the underrun already played.
+            // The device ran dry since the last write: its padding already raised the level
+            // by as much as this write was late; keep a period more from now on.
             self.underruns_seen = underruns;
             self.level
                 .underrun(self.counters.callback_frames.load(Relaxed) as usize);
             self.pending_cut = 0;
-            let missing = self
-                .level
-                .keep()
-                .saturating_sub(self.buffered())
-                .min(self.producer.slots());
-            if missing > 0
-                && let Ok(chunk) = self.producer.write_chunk_uninit(missing)
-            {
-                self.padded_samples += chunk.fill_from_iter(std::iter::repeat(0)) as u64;
-            }
         }
         // Cuts still pending count as done, or the next window would cut them again.
         let level = self.buffered().saturating_sub(self.pending_cut);
@@ -545,18 +525,21 @@ mod tests {
         assert_eq!(out, [3; 4]);
         assert_eq!(r.underruns, 0);
         push_capture(&mut p, &[4i16; 2], 1, &counters);
-        // 2 queued: underrun, real samples first, padded.
+        // 2 queued: underrun, real samples first, padded, and reading goes on.
         assert_eq!(r.read(&mut out), 2);
         assert_eq!(out, [4, 4, 0, 0]);
         assert_eq!((r.underruns, r.padded_samples), (1, 2));
-        // Priming again holds the kept level (0 here), not the first prefill.
-        push_capture(&mut p, &[5i16; 3], 1, &counters);
-        assert_eq!(r.read(&mut out), 3);
-        assert_eq!(out, [0, 5, 5, 5]);
-        assert_eq!(r.read(&mut out), 0, "empty: an underrun");
+        push_capture(&mut p, &[5i16; 4], 1, &counters);
+        assert_eq!(r.read(&mut out), 4);
+        assert_eq!(out, [5; 4]);
+        // Empty: an underrun, then priming again, which holds nothing back now.
+        assert_eq!(r.read(&mut out), 0);
         assert_eq!(r.underruns, 2);
         assert_eq!(r.read(&mut out), 0, "priming");
         assert_eq!(r.underruns, 2, "priming is not an underrun");
+        push_capture(&mut p, &[6i16; 3], 1, &counters);
+        assert_eq!(r.read(&mut out), 3);
+        assert_eq!(out, [0, 6, 6, 6], "the gap stays one gap");
     }
 
     #[test]
@@ -732,22 +715,19 @@ mod tests {
         // The stream skips exactly the cut samples: 0, 3, 6, then 9 + 3 + 7.
         assert_eq!(first[..5], [0, 3, 6, 16, 19]);
         assert_eq!(r.underruns, 0);
-        // A read with 1 sample short: real samples first, padding; when audio resumes, it
-        // comes after silence that keeps 2 + 3 queued: one gap, and the level is back up.
+        // A read with 1 sample short: real samples first, padding, and the stream goes on
+        // one sample later; the control keeps 2 + a period of 3 from now on (no cut down to 2).
         let _ = r.read(&mut out);
         let last = out[2];
         assert_eq!(r.read(&mut out), 2);
         assert_eq!(out, [last + 1, last + 2, 0]);
         assert_eq!((r.underruns, r.padded_samples), (1, 1));
-        deliver(&mut p, 3);
-        assert_eq!(r.read(&mut out), 0, "3 queued, 5 kept: still the gap");
-        deliver(&mut p, 3);
-        assert_eq!(r.read(&mut out), 1);
-        assert_eq!(out, [0, 0, last + 3], "no sample lost");
-        assert_eq!(r.buffered(), 5);
-        deliver(&mut p, 3);
-        assert_eq!(r.read(&mut out), 3);
-        assert_eq!(r.buffered(), 5);
+        for _ in 0..8 {
+            deliver(&mut p, 3);
+            assert_eq!(r.read(&mut out), 3);
+            assert_eq!(r.buffered(), 0);
+        }
+        assert_eq!(out[2], last + 26, "no sample lost");
     }
 
     /// The playback ring starts with a standing level; writes shed it over the next frames,
@@ -787,10 +767,7 @@ mod tests {
         assert_eq!(counters.underruns.load(Relaxed), 1);
         w.write(&[1; 4]);
         assert_eq!(w.level.keep(), 6, "target 2 plus the device period of 4");
-        // The writer queued 6 of silence before the frame: the level is back up at once.
-        assert_eq!((w.padded_samples, w.buffered()), (6, 10));
-        let mut played = [9i16; 7];
-        pop_playback(&mut c, &mut played, 1, &mut state, &counters);
-        assert_eq!(played, [0, 0, 0, 0, 0, 0, 1]);
+        // Nothing but the frame is queued: the callback's padding was the whole gap.
+        assert_eq!(w.buffered(), 4);
     }
 }
