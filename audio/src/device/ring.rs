@@ -81,9 +81,8 @@ pub(super) struct PlaybackCallbackState {
 ///
 /// A late engine tick makes a callback find less than it needs: it plays what is there and
 /// pads the rest (an underrun) and stays primed, so the delay grows by the padding only.
-/// Only an empty ring un-primes it (the engine stopped writing, or
-/// a long stall); it then re-primes as soon as one callback's worth is queued, not the first
-/// playout's `prefill`.
+/// Only an empty ring un-primes it (the engine stopped writing, or a long stall); it then
+/// re-primes as soon as one callback's worth is queued, not the first playout's `prefill`.
 pub(super) fn pop_playback<T>(
     consumer: &mut Consumer<i16>,
     data: &mut [T],
