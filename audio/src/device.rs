@@ -43,30 +43,41 @@
 //!
 //! - start small: playback plays once [`PREFILL_MS`] is queued; capture starts returning real
 //!   audio once more than [`CAPTURE_PREFILL_MS`] has arrived, leaving that much queued;
-//! - keep the standing level at [`STANDING_TARGET_MS`] (plus a margin that grows by one device
-//!   period with each underrun and shrinks by one after [`MARGIN_DECAY_WINDOWS`] windows
-//!   without): after each window
-//!   of [`LEVEL_WINDOW_TICKS`] ticks, whatever the *lowest* level of the window held beyond
-//!   that was never needed, and is cut out of the stream with a short crossfade
+//! - keep the *phase-free* level (below) at the callbacks' span plus [`STANDING_TARGET_MS`]
+//!   (plus a margin that grows by one device period with each underrun and shrinks by one
+//!   after [`MARGIN_DECAY_WINDOWS`] windows without): after each window of
+//!   [`LEVEL_WINDOW_TICKS`] ticks, whatever the *lowest* level of the window held beyond that
+//!   was never needed, and is cut out of the stream with a short crossfade
 //!   ([`TRIM_CROSSFADE_MS`]) on the engine side (playback: from the frame being written;
 //!   capture: from the audio being read);
 //! - drop back to the start level above [`HIGH_WATER_MS`] (a burst after a stall, clock drift).
 //!
-//! Why nothing below a period, and margins in whole periods: the device moves audio a period
-//! at a time (10 ms). A playback callback that comes before the tick's write is served from
-//! the standing level only if that holds a whole period; 3 ms of it delay every sample by 3 ms
-//! and still run dry. What decides whether a late tick runs a ring dry is the *phase* between
-//! the tick and the callbacks (the tick follows the packets, the callbacks the sound card), and
-//! where that phase leaves too little room, only one more period helps. Measured on the
-//! sound-card loop, the 3 ms target and 5 ms margin steps settled at 8–13 ms per ring after
-//! one or two underruns each call.
+//! **The phase-free level.** The device moves audio a period at a time (321 frames, 6.7 ms,
+//! through the PulseAudio plugin), the engine 20 ms at a time, and 20 ms is rarely a whole
+//! number of periods, so the phase between ticks and callbacks goes round (every 2.14 s on
+//! that plugin). The ring's level at a tick follows that phase up and down by a period: just
+//! before a capture callback the ring is a period lower than just after it. A control that
+//! trims to the lowest level it saw over a 1 s window has seen only part of the round, cuts
+//! what a later phase needs, and runs the ring dry; then it must keep a whole extra period.
+//! So each callback stamps its start (one relaxed atomic store of the monotonic clock), and
+//! the engine adds back what the phase hides: capture, the frames the device has captured
+//! since its last callback and will deliver with the next; playback, the part of the latest
+//! callback's period the device has not played yet. That level is the same at every phase of
+//! the round. A ring never runs dry while it holds the callbacks' *span* of it: the longest
+//! interval between two callbacks in the window (each callback also stamps that, with one
+//! atomic max), which is one period on a steady device (a callback coming just before the
+//! tick instead of just after takes or brings one period), plus the callbacks' wake-up
+//! spread, and two on a device that calls back in pairs. That is what the control keeps, with
+//! [`STANDING_TARGET_MS`] for a tick that wakes up later than any in the window.
 //!
 //! An underrun pads the missing audio with silence and goes on: the padding delays what follows
-//! by as much as the tick was late, no more, and from then on the control keeps one more
-//! period. Only an empty ring primes again, for one callback or read, not the start level.
-//! Two versions measured worse on the sound-card loop: re-priming to the 25 ms start level
-//! (15–20 ms jumps in the delay until the next trim), and raising the level to the kept period
-//! at once (a period more for 30 s, without making the next underrun any less likely).
+//! by as much as the tick was late, no more, and from then on the control keeps a device
+//! period more (whole periods: the device moves audio a period at a time). Only an empty ring
+//! primes again, for one callback or read, not the start level. Versions measured worse on
+//! the sound-card loop: re-priming to the 25 ms start level (15–20 ms jumps in the delay until
+//! the next trim), and, before the level was phase-free, a target of nothing with a margin of
+//! one device period per underrun (each call ran each ring dry about once as the phase went
+//! round, then kept 6.7 ms more).
 //!
 //! ```text
 //!   playback ring level   ▲   write 20 ms
@@ -101,9 +112,10 @@ pub const CAPTURE_PREFILL_MS: u32 = 5;
 /// `read`, playback in the device callback), which bounds the latency clock drift or a burst
 /// after a stall can add.
 pub const HIGH_WATER_MS: u32 = 120;
-/// The standing level each ring is trimmed to (see the module docs), before any underrun
-/// margin: nothing, because less than a device period protects nothing.
-pub const STANDING_TARGET_MS: u32 = 0;
+/// The slack each ring keeps beyond the callbacks' span of phase-free level (see the module
+/// docs), before any underrun margin: room for the tick to wake a little later than it did
+/// in the last window.
+pub const STANDING_TARGET_MS: u32 = 1;
 /// The underrun margin's step while the device period is not known (no callback yet); it is
 /// the period otherwise.
 pub const UNDERRUN_MARGIN_MS: u32 = 10;
@@ -213,8 +225,9 @@ pub struct DeviceStats {
     pub callbacks: u64,
     /// Samples waiting in the ring now.
     pub buffered_samples: usize,
-    /// Sound cards: the ring's standing level over the last second (playback: the lowest level
-    /// just before a write; capture: the lowest just after a read), before any trim.
+    /// Sound cards: the ring's standing level over the last second, phase-free (module docs;
+    /// playback: the lowest just before a write; capture: the lowest just after a read),
+    /// before any trim. It includes the device period the control keeps.
     pub standing_samples: usize,
     /// Errors the backend reported for the stream (device unplugged, …).
     pub stream_errors: u64,

@@ -213,13 +213,13 @@ where
     T: SizedSample,
     i16: FromSample<T>,
 {
-    let counters = Arc::new(CallbackCounters::default());
+    let counters = Arc::new(CallbackCounters::new(now()));
     let (err_tx, errors) = RingBuffer::new(ERROR_QUEUE_LEN);
     let channels = usize::from(config.channels);
     let cb_counters = Arc::clone(&counters);
     let stream = device.build_input_stream::<T, _, _>(
         *config,
-        move |data: &[T], _info| push_capture(&mut producer, data, channels, &cb_counters),
+        move |data: &[T], _info| push_capture(&mut producer, data, channels, &cb_counters, now()),
         error_callback(Arc::clone(&counters), err_tx),
         Some(OPEN_TIMEOUT),
     )?;
@@ -240,7 +240,7 @@ fn build_output<T>(
 where
     T: SizedSample + FromSample<i16>,
 {
-    let counters = Arc::new(CallbackCounters::default());
+    let counters = Arc::new(CallbackCounters::new(now()));
     let (err_tx, errors) = RingBuffer::new(ERROR_QUEUE_LEN);
     let channels = usize::from(config.channels);
     let cb_counters = Arc::clone(&counters);
@@ -253,7 +253,14 @@ where
     let stream = device.build_output_stream::<T, _, _>(
         *config,
         move |data: &mut [T], _info| {
-            pop_playback(&mut consumer, data, channels, &mut state, &cb_counters)
+            pop_playback(
+                &mut consumer,
+                data,
+                channels,
+                &mut state,
+                &cb_counters,
+                now(),
+            )
         },
         error_callback(Arc::clone(&counters), err_tx),
         Some(OPEN_TIMEOUT),
@@ -428,7 +435,8 @@ impl Watchdog {
 }
 
 /// The device layer is I/O, like the shell: it reads the clock for stall detection (engine
-/// thread only, never in a callback).
+/// thread) and to stamp each callback's start (the callback's phase, see `ring`): a vDSO
+/// read of the monotonic clock, no syscall, so real-time safe.
 #[allow(clippy::disallowed_methods)]
 fn now() -> Instant {
     Instant::now()
@@ -563,7 +571,7 @@ impl CaptureSource for CpalCapture {
         match self.stream.as_mut() {
             Some(s) => {
                 drain_errors(&mut s.running.errors, &mut self.last_error);
-                s.reader.read(out)
+                s.reader.read(out, now())
             }
             None => {
                 out.fill(0);
@@ -725,7 +733,7 @@ impl PlaybackSink for CpalPlayback {
         match self.stream.as_mut() {
             Some(s) => {
                 drain_errors(&mut s.running.errors, &mut self.last_error);
-                s.writer.write(pcm);
+                s.writer.write(pcm, now());
             }
             None => {
                 self.carried.overruns += 1;
