@@ -762,17 +762,26 @@ mod rx {
         }
     }
 
+    /// Room for one `SCM_TIMESTAMPNS` control message (`CMSG_SPACE` of a `timespec`: 32 bytes
+    /// on 64-bit Linux, 24 on 32-bit), with margin.
+    const CONTROL_LEN: usize = 64;
+
+    /// A control-message buffer aligned for `cmsghdr`, as the kernel and `CMSG_NXTHDR` expect.
+    #[repr(C, align(8))]
+    struct Control([u8; CONTROL_LEN]);
+
     /// One datagram: its length, source and the kernel's receive time (wall clock), if any.
     pub(super) fn recv(
         socket: &MediaSocket,
         buffer: &mut [u8],
     ) -> std::io::Result<(usize, SocketAddr, Option<SystemTime>)> {
-        let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        // On the stack: `nix::cmsg_space!` would allocate a fresh buffer for every datagram.
+        let mut control = Control([0; CONTROL_LEN]);
         let mut iov = [std::io::IoSliceMut::new(buffer)];
         let message = recvmsg::<SockaddrStorage>(
             socket.as_raw_fd(),
             &mut iov,
-            Some(&mut control),
+            Some(&mut control.0),
             MsgFlags::MSG_DONTWAIT,
         )
         .map_err(std::io::Error::from)?;

@@ -228,13 +228,25 @@ impl FilePlayback {
             bits_per_sample: 16,
             sample_format: SampleFormat::Int,
         };
-        let writer = WavWriter::create(path, spec).map_err(|e| hound_error(path, e))?;
+        // The buffer holds a second of audio and then some, so the file sees one `write` per
+        // second (at the header rewrite) instead of one per 8 KiB: each buffered write on ext4
+        // also updates the inode's times through the journal, and that was 7 % of a PCMU
+        // call's CPU samples (docs/performance.md). Margin: an eighth of a second, more than
+        // one 20 ms engine tick.
+        let flush_every = rate_hz as usize;
+        let capacity = (flush_every + flush_every / 8) * std::mem::size_of::<i16>();
+        let file = File::create(path).map_err(|source| DeviceError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let writer = WavWriter::new(BufWriter::with_capacity(capacity, file), spec)
+            .map_err(|e| hound_error(path, e))?;
         Ok(FilePlayback {
             path: path.to_owned(),
             rate_hz,
             writer: Some(writer),
             since_flush: 0,
-            flush_every: rate_hz as usize,
+            flush_every,
             samples: 0,
             dropped: 0,
             error: None,
