@@ -3,6 +3,35 @@
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     pack_relative_relocations();
+    gather_the_code_that_runs();
+}
+
+/// Links the functions that run at start-up, idle and in a call together, before the rest of
+/// the text (`link/text-order.ld`, written by `scripts/text-order`). The kernel maps a code page
+/// fault's whole 64 KiB neighbourhood, and those functions, scattered over the text, made most
+/// of it resident (docs/decisions.md, "Resident memory"). The script names functions without
+/// their hashes where it can; a name that matches nothing leaves that function where it was.
+/// Release builds (and benches) for the x86_64 GNU/Linux host only, whose linker (rust-lld)
+/// it was measured with; `RINGSIDE_TEXT_ORDER=off` links without it.
+fn gather_the_code_that_runs() {
+    const SCRIPT: &str = "link/text-order.ld";
+    println!("cargo:rerun-if-changed={SCRIPT}");
+    println!("cargo:rerun-if-env-changed=RINGSIDE_TEXT_ORDER");
+    let var = |name| std::env::var(name).unwrap_or_default();
+    if var("PROFILE") != "release"
+        || var("TARGET") != "x86_64-unknown-linux-gnu"
+        || var("HOST") != var("TARGET")
+        || var("RINGSIDE_TEXT_ORDER") == "off"
+    {
+        return;
+    }
+    let script = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join(SCRIPT);
+    if script.is_file() {
+        println!(
+            "cargo:rustc-link-arg-bin=ringside=-Wl,-T,{}",
+            script.display()
+        );
+    }
 }
 
 /// Packs the executable's relative relocations (`-z pack-relative-relocs`, DT_RELR): a
