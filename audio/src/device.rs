@@ -71,8 +71,10 @@
 //! [`STANDING_TARGET_MS`] for a tick that wakes up later than any in the window.
 //!
 //! An underrun pads the missing audio with silence and goes on: the padding delays what follows
-//! by as much as the tick was late, no more, and from then on the control keeps a device
-//! period more (whole periods: the device moves audio a period at a time). Only an empty ring
+//! by as much as the tick was late, no more. If the control had cut the ring since the last
+//! underrun, it keeps a device period more from then on (whole periods: the device moves audio
+//! a period at a time); an underrun with no cut before it (the start level, a stall) was not
+//! the control's doing, and its padding has already raised the level. Only an empty ring
 //! primes again, for one callback or read, not the start level. Versions measured worse on
 //! the sound-card loop: re-priming to the 25 ms start level (15–20 ms jumps in the delay until
 //! the next trim), and, before the level was phase-free, a target of nothing with a margin of

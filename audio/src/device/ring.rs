@@ -270,6 +270,8 @@ pub(super) struct StandingLevel {
     /// The latest underrun's step (the device period), given back the same way.
     step: usize,
     windows_without_underrun: u32,
+    /// Whether a window cut anything since the last underrun.
+    trimmed_since_underrun: bool,
 }
 
 impl StandingLevel {
@@ -283,6 +285,7 @@ impl StandingLevel {
             span: 0,
             step: 0,
             windows_without_underrun: 0,
+            trimmed_since_underrun: false,
         }
     }
 
@@ -316,21 +319,26 @@ impl StandingLevel {
             self.margin = self.margin.saturating_sub(self.step);
         }
         if excess > self.params.hysteresis {
+            self.trimmed_since_underrun = true;
             excess
         } else {
             0
         }
     }
 
-    /// The ring ran dry: keep one more device period (`period` samples; the fallback step if
-    /// not known) from now on and start a fresh window.
+    /// The ring ran dry: start a fresh window and, if a cut came before, keep one more
+    /// device period (`period` samples; the fallback step if not known) from now on. Without
+    /// a cut since the last underrun the control did not cause it (the start level, or a
+    /// stall), and the padding has already raised the level by as much as was missing.
     pub fn underrun(&mut self, period: usize) {
-        self.step = if period > 0 {
-            period
-        } else {
-            self.params.underrun_margin
-        };
-        self.margin = (self.margin + self.step).min(self.params.max_margin);
+        if std::mem::take(&mut self.trimmed_since_underrun) {
+            self.step = if period > 0 {
+                period
+            } else {
+                self.params.underrun_margin
+            };
+            self.margin = (self.margin + self.step).min(self.params.max_margin);
+        }
         self.windows_without_underrun = 0;
         self.seen = 0;
         self.lowest = usize::MAX;
@@ -787,12 +795,21 @@ mod tests {
         assert_eq!([7, 12, 12].map(|l| level.observe(l, 4)), [0, 0, 0]);
         // No period known yet: the target alone.
         assert_eq!([9, 7, 12].map(|l| level.observe(l, 0)), [0, 0, 5]);
-        // An underrun raises what is kept by one device period (capped), and restarts the
-        // window; by 3 when the period is not known.
+        // An underrun after a cut raises what is kept by one device period (capped), and
+        // restarts the window; by 3 when the period is not known.
         level.observe(20, 4);
         level.underrun(0);
         assert_eq!(level.keep(4), 9);
         level.underrun(2);
+        assert_eq!(
+            level.keep(4),
+            9,
+            "no cut since the last underrun: not the control's doing"
+        );
+        assert_eq!([20, 20, 20].map(|l| level.observe(l, 4)), [0, 0, 11]);
+        level.underrun(2);
+        assert_eq!(level.keep(4), 11);
+        assert_eq!([20, 20, 20].map(|l| level.observe(l, 4)), [0, 0, 9]);
         level.underrun(2);
         assert_eq!(level.keep(4), 12, "margin capped at 6");
         assert_eq!([20, 20, 20].map(|l| level.observe(l, 4)), [0, 0, 8]);
