@@ -265,8 +265,6 @@ pub(super) struct StandingLevel {
     margin: usize,
     seen: u32,
     lowest: usize,
-    /// The largest span between callbacks seen during this window.
-    span: usize,
     /// The latest underrun's step (the device period), given back the same way.
     step: usize,
     windows_without_underrun: u32,
@@ -282,7 +280,6 @@ impl StandingLevel {
             margin: 0,
             seen: 0,
             lowest: usize::MAX,
-            span: 0,
             step: 0,
             windows_without_underrun: 0,
             trimmed_since_underrun: false,
@@ -294,25 +291,37 @@ impl StandingLevel {
         span + self.params.target + self.margin
     }
 
-    /// Whether the next [`StandingLevel::observe`] ends a window.
-    pub fn window_ends(&self) -> bool {
-        self.seen + 1 >= self.params.window_ticks
+    /// One tick of a ring whose device calls back as `counters` say: `phase_free` turns the
+    /// callbacks' phase into the ring's phase-free level; at the end of a window the longest
+    /// gap the callbacks left in it sets the span kept, and its measure starts afresh.
+    pub fn observe_with(
+        &mut self,
+        counters: &CallbackCounters,
+        now: Instant,
+        phase_free: impl FnOnce(&CallbackPhase) -> usize,
+    ) -> usize {
+        let phase = counters.phase(now, self.params.rate_hz);
+        let window_ends = self.seen + 1 >= self.params.window_ticks;
+        let cut = self.observe(phase_free(&phase), phase.span());
+        if window_ends {
+            counters.restart_gap();
+        }
+        cut
     }
 
-    /// One tick's phase-free level and the callbacks' span (see [`CallbackPhase::span`]; 0 if
-    /// not known yet); at the end of a window, the samples to cut (0 most of the time).
+    /// One tick's phase-free level and the callbacks' span over the window so far (see
+    /// [`CallbackPhase::span`]; 0 if not known yet); at the end of a window, the samples to
+    /// cut (0 most of the time).
     pub fn observe(&mut self, level: usize, span: usize) -> usize {
         self.lowest = self.lowest.min(level);
-        self.span = self.span.max(span);
         self.seen += 1;
         if self.seen < self.params.window_ticks {
             return 0;
         }
-        let excess = self.lowest.saturating_sub(self.keep(self.span));
+        let excess = self.lowest.saturating_sub(self.keep(span));
         self.last_lowest = self.lowest;
         self.seen = 0;
         self.lowest = usize::MAX;
-        self.span = 0;
         self.windows_without_underrun += 1;
         if self.windows_without_underrun >= self.params.decay_windows {
             self.windows_without_underrun = 0;
@@ -342,7 +351,6 @@ impl StandingLevel {
         self.windows_without_underrun = 0;
         self.seen = 0;
         self.lowest = usize::MAX;
-        self.span = 0;
     }
 }
 
@@ -381,7 +389,6 @@ pub(super) struct CaptureReader {
     consumer: Consumer<i16>,
     /// The callback's counters (its period and phase).
     counters: Arc<CallbackCounters>,
-    rate_hz: u32,
     primed: bool,
     /// Whether real audio was returned once (later primings wait for one read only).
     started: bool,
@@ -407,7 +414,6 @@ impl CaptureReader {
         CaptureReader {
             consumer,
             counters,
-            rate_hz: level.rate_hz,
             primed: false,
             started: false,
             prefill,
@@ -468,13 +474,11 @@ impl CaptureReader {
         let left = available - out.len();
         // Phase-free: what is left plus what the device has captured since its last callback
         // and will deliver with the next one.
-        let phase = self.counters.phase(now, self.rate_hz);
-        if self.level.window_ends() {
-            self.counters.restart_gap();
-        }
         let mut cut = self
             .level
-            .observe(left + phase.elapsed.min(phase.span()), phase.span())
+            .observe_with(&self.counters, now, |phase| {
+                left + phase.elapsed.min(phase.span())
+            })
             .min(left);
         if left - cut > self.high_water {
             // Device clock faster than the engine's: back to the start level.
@@ -500,7 +504,6 @@ pub(super) struct PlaybackWriter {
     producer: Producer<i16>,
     /// The callback's counters (its underruns grow the standing margin; its period and phase).
     counters: Arc<CallbackCounters>,
-    rate_hz: u32,
     underruns_seen: u64,
     level: StandingLevel,
     crossfade: usize,
@@ -523,7 +526,6 @@ impl PlaybackWriter {
         PlaybackWriter {
             producer,
             counters,
-            rate_hz: level.rate_hz,
             underruns_seen: 0,
             level: StandingLevel::new(level),
             crossfade: level.crossfade,
@@ -563,12 +565,9 @@ impl PlaybackWriter {
         let level = self.buffered().saturating_sub(self.pending_cut);
         // Phase-free: the queue plus what the latest callback took and the device has not
         // played yet.
-        let phase = self.counters.phase(now, self.rate_hz);
-        if self.level.window_ends() {
-            self.counters.restart_gap();
-        }
-        let level = level + (phase.period - phase.elapsed.min(phase.period));
-        self.pending_cut += self.level.observe(level, phase.span());
+        self.pending_cut += self.level.observe_with(&self.counters, now, |phase| {
+            level + (phase.period - phase.elapsed.min(phase.period))
+        });
         let cut = self
             .pending_cut
             .min(pcm.len().saturating_sub(self.crossfade));
