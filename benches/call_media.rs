@@ -31,6 +31,10 @@
 //!   3 syllables a second) instead of the tone: an encoder works differently on speech, with
 //!   its pauses and onsets, than on a steady tone;
 //! - `RINGSIDE_BENCH_BIN=PATH`: measure another `ringside` binary (an older build);
+//! - `RINGSIDE_BENCH_PEER_OPUS_BPS`: baresip's `opus_bitrate`, which is also the
+//!   `maxaveragebitrate` its offer asks of Ringside (default 64000, Ringside's own default, as
+//!   from a far end that writes no limit; baresip's own default is 28000, under which Ringside
+//!   codes SILK rather than CELT: see `ringside_audio::opus_codec`);
 //! - the pid of Ringside is printed, for `perf stat -p` / `perf record -p` inside the window.
 #![allow(
     clippy::disallowed_methods,
@@ -106,12 +110,26 @@ fn start_ringside(
     (ringside, port)
 }
 
+/// The far end's default Opus rate in the CPU calls (see the module docs).
+const PEER_OPUS_BPS: u32 = 64_000;
+
+/// The far end's Opus rate, `RINGSIDE_BENCH_PEER_OPUS_BPS` (default 64000).
+fn peer_opus_bps() -> u32 {
+    std::env::var("RINGSIDE_BENCH_PEER_OPUS_BPS")
+        .ok()
+        .map_or(PEER_OPUS_BPS, |v| {
+            v.parse()
+                .expect("RINGSIDE_BENCH_PEER_OPUS_BPS: a bit rate in b/s")
+        })
+}
+
 /// baresip registered as 1002 at `pbx`, offering `codecs`.
 fn start_baresip(pbx: &Kamailio, codecs: &[&str]) -> Baresip {
     let host_port = format!("127.0.0.1:{}", pbx.sip_port());
     let options = BaresipOptions::default()
         .registered("1002", &host_port, "secret1002")
         .audio_codecs(codecs)
+        .opus_bitrate_bps(peer_opus_bps())
         .sine_hz(440);
     let baresip = Baresip::start(options).expect("baresip");
     // baresip drops events while no ctrl_tcp client is connected: ask the PBX instead.
@@ -689,7 +707,11 @@ fn cpu_and_rss(
     let wav = read_wav(&playback).expect("ringside's playback WAV");
     let played = (wav.frames() - played_before) as f64 / f64::from(wav.sample_rate.max(1));
     let percent = |ticks: u64| ticks as f64 / tck / elapsed * 100.0;
-    eprintln!("{label}: ringside pid {pid}, {}", ringside_bin().display());
+    eprintln!(
+        "{label}: ringside pid {pid}, {}; baresip opus_bitrate {}",
+        ringside_bin().display(),
+        peer_opus_bps()
+    );
     eprintln!(
         "{label}: ringside CPU {:.2} % of one core ({} ticks of 1/{tck} s in {elapsed:.1} s), \
          VmRSS {rss:.1} MiB, VmHWM {hwm:.1} MiB; played {played:.1} s to its file; \

@@ -322,6 +322,60 @@ fn format_details_from_rtpmap_static_table_and_fmtp() {
 }
 
 #[test]
+fn opus_receiver_limits_from_fmtp() {
+    // baresip's offer caps what it wants to receive; Linphone's says nothing.
+    assert_eq!(
+        audio(BARESIP_OFFER).formats[0].opus_receiver_limits(),
+        OpusReceiverLimits {
+            max_average_bitrate_bps: Some(28_000),
+            max_playback_rate_hz: None,
+        }
+    );
+    assert_eq!(
+        audio(LINPHONE_OFFER).formats[0].opus_receiver_limits(),
+        OpusReceiverLimits::default()
+    );
+    let limits = OpusReceiverLimits::from_fmtp;
+    // RFC 7587 §7's example, spaces and case as peers write them.
+    assert_eq!(
+        limits("maxplaybackrate=16000; sprop-maxcapturerate=16000; MaxAverageBitrate = 20000"),
+        OpusReceiverLimits {
+            max_average_bitrate_bps: Some(20_000),
+            max_playback_rate_hz: Some(16_000),
+        }
+    );
+    // The range ends are kept; values outside them, or not numbers, are ignored.
+    assert_eq!(
+        limits("maxaveragebitrate=6000;maxplaybackrate=48000"),
+        OpusReceiverLimits {
+            max_average_bitrate_bps: Some(6_000),
+            max_playback_rate_hz: Some(48_000),
+        }
+    );
+    for junk in [
+        "maxaveragebitrate=5999;maxplaybackrate=7999",
+        "maxaveragebitrate=510001;maxplaybackrate=48001",
+        "maxaveragebitrate=-1;maxplaybackrate=+16000",
+        "maxaveragebitrate=64k;maxplaybackrate=",
+        "maxaveragebitrate=99999999999999999999;maxplaybackrate",
+        "maxaveragebitrate;;=;useinbandfec=1",
+        "",
+    ] {
+        assert_eq!(
+            limits(junk),
+            OpusReceiverLimits::default(),
+            "{junk:?} is ignored"
+        );
+    }
+    // Not Opus: no limits whatever the fmtp says.
+    assert_eq!(
+        PayloadFormat::new(CodecKind::Pcmu, 0, Some("maxaveragebitrate=8000".into()))
+            .opus_receiver_limits(),
+        OpusReceiverLimits::default()
+    );
+}
+
+#[test]
 fn session_fields_and_other_media_lines() {
     let offer = parse(LINPHONE_OFFER).unwrap();
     assert_eq!(offer.origin_session_id, 3135);

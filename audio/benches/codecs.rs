@@ -99,6 +99,21 @@ fn opus(c: &mut Criterion) {
             black_box(n)
         })
     });
+    // A clean path: no loss expected, so CELT at the default 64 kb/s (the `encode` above is
+    // SILK with FEC, as at the start of a call).
+    let mut clean = new_encoder(CodecKind::Opus, &config).expect("encoder");
+    clean.set_loss_expected(false).expect("clean path");
+    let mut i = 0;
+    group.bench_function("encode_clean_path", |b| {
+        b.iter(|| {
+            payload.clear();
+            let n = clean
+                .encode(black_box(frames[i % frames.len()]), &mut payload)
+                .expect("encode");
+            i += 1;
+            black_box(n)
+        })
+    });
     // The encoder at other complexities (the default is the `encode` above).
     for complexity in [10, 6, 1] {
         let config = CodecConfig {

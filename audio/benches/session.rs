@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringside_audio::codec::CodecKind;
+use ringside_audio::opus_codec::OpusConfig;
 use ringside_audio::session::{MediaSession, SessionConfig, SrtpKeys};
 
 /// The one real clock read: the base of virtual time.
@@ -35,6 +36,7 @@ fn config(codec: CodecKind, ssrc: u32, srtp: bool) -> SessionConfig {
         device_rate_hz: 48_000,
         initial_sequence: 1,
         initial_timestamp: 1,
+        opus: OpusConfig::default(),
     }
 }
 

@@ -40,7 +40,12 @@ struct Variant {
     fec_loss_percent: Option<i32>,
     max_bandwidth: Option<opus::Bandwidth>,
     signal_voice: bool,
+    /// `OPUS_SET_SIGNAL(music)`: libopus then prefers CELT above ~10 kb/s.
+    signal_music: bool,
     lsb_depth: Option<i32>,
+    /// `OPUS_APPLICATION_RESTRICTED_LOWDELAY`: CELT only, 2.5 ms look-ahead.
+    low_delay: bool,
+    bitrate_bps: i32,
 }
 
 const BASE: Variant = Variant {
@@ -48,7 +53,10 @@ const BASE: Variant = Variant {
     fec_loss_percent: Some(10),
     max_bandwidth: None,
     signal_voice: false,
+    signal_music: false,
     lsb_depth: None,
+    low_delay: false,
+    bitrate_bps: BITRATE_BPS,
 };
 
 fn variants() -> Vec<Variant> {
@@ -86,6 +94,33 @@ fn variants() -> Vec<Variant> {
             ..BASE
         },
     ]);
+    for bitrate_bps in [24_000, 48_000, 56_000, 64_000] {
+        for fec_loss_percent in [Some(0), Some(10)] {
+            for signal_music in [false, true] {
+                all.push(Variant {
+                    fec_loss_percent,
+                    max_bandwidth: Some(opus::Bandwidth::Wideband),
+                    bitrate_bps,
+                    signal_music,
+                    ..BASE
+                });
+            }
+        }
+    }
+    for bitrate_bps in [24_000, 32_000, 48_000, 64_000] {
+        for complexity in [10, 6, 3, 0] {
+            for max_bandwidth in [None, Some(opus::Bandwidth::Wideband)] {
+                all.push(Variant {
+                    complexity,
+                    fec_loss_percent: None,
+                    max_bandwidth,
+                    low_delay: true,
+                    bitrate_bps,
+                    ..BASE
+                });
+            }
+        }
+    }
     all
 }
 
@@ -106,17 +141,31 @@ impl Variant {
         if self.signal_voice {
             name.push_str("_voice");
         }
+        if self.signal_music {
+            name.push_str("_music");
+        }
         if let Some(depth) = self.lsb_depth {
             name.push_str(&format!("_lsb{depth}"));
+        }
+        if self.low_delay {
+            name.push_str("_lowdelay");
+        }
+        if self.bitrate_bps != BITRATE_BPS {
+            name.push_str(&format!("_{}k", self.bitrate_bps / 1000));
         }
         name
     }
 }
 
 fn encoder(v: &Variant) -> opus::Encoder {
-    let mut enc = opus::Encoder::new(RATE as u32, opus::Channels::Mono, opus::Application::Voip)
-        .expect("encoder");
-    enc.set_bitrate(opus::Bitrate::Bits(BITRATE_BPS)).unwrap();
+    let application = if v.low_delay {
+        opus::Application::LowDelay
+    } else {
+        opus::Application::Voip
+    };
+    let mut enc =
+        opus::Encoder::new(RATE as u32, opus::Channels::Mono, application).expect("encoder");
+    enc.set_bitrate(opus::Bitrate::Bits(v.bitrate_bps)).unwrap();
     enc.set_dtx(false).unwrap();
     enc.set_complexity(v.complexity).unwrap();
     enc.set_inband_fec(v.fec_loss_percent.is_some()).unwrap();
@@ -127,6 +176,9 @@ fn encoder(v: &Variant) -> opus::Encoder {
     }
     if v.signal_voice {
         enc.set_signal(opus::Signal::Voice).unwrap();
+    }
+    if v.signal_music {
+        enc.set_signal(opus::Signal::Music).unwrap();
     }
     if let Some(depth) = v.lsb_depth {
         enc.set_lsb_depth(depth).unwrap();
@@ -201,7 +253,10 @@ fn main() {
     let wav = args
         .iter()
         .enumerate()
-        .find(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--out"))
+        .find(|(i, a)| {
+            !a.starts_with("--")
+                && (*i == 0 || !["--out", "--only"].contains(&args[i - 1].as_str()))
+        })
         .map(|(_, a)| PathBuf::from(a))
         .expect("usage: opus_settings SPEECH.wav [--out DIR]");
     let input = load(&wav);
@@ -216,9 +271,18 @@ fn main() {
         std::fs::create_dir_all(dir).expect("output dir");
         write_wav(&dir.join("ref16k.wav"), 16_000, &to_16k(&input));
     }
+    // `--only TEXT`: just the variants whose names contain TEXT.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let lost = loss_pattern(frames, LOSS_PERCENT);
-    println!("variant | encode µs/frame | kb/s | packets by TOC");
-    for v in variants() {
+    println!("variant | encode µs/frame | decode µs/frame | kb/s | packets by TOC");
+    for v in variants()
+        .into_iter()
+        .filter(|v| only.as_ref().is_none_or(|o| v.name().contains(o.as_str())))
+    {
         let mut enc = encoder(&v);
         let lookahead = enc.get_lookahead().expect("lookahead").max(0) as usize;
         let mut buf = [0u8; 4000];
@@ -244,9 +308,17 @@ fn main() {
             encoded += frames;
         }
         let encode_us = (thread_cpu_ns() - start) as f64 / 1e3 / encoded as f64;
+        // The receiver's cost of the same packets, decoded at 48 kHz, measured the same way.
+        let no_loss = vec![false; frames];
+        let (start, mut decoded) = (thread_cpu_ns(), 0usize);
+        while thread_cpu_ns() - start < 1_000_000_000 {
+            std::hint::black_box(decode(&packets, &no_loss));
+            decoded += frames;
+        }
+        let decode_us = (thread_cpu_ns() - start) as f64 / 1e3 / decoded as f64;
         let tocs: Vec<String> = tocs.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!(
-            "{} | {encode_us:.1} | {:.1} | {}",
+            "{} | {encode_us:.1} | {decode_us:.1} | {:.1} | {}",
             v.name(),
             bytes as f64 * 8.0 / (frames as f64 * 0.02) / 1000.0,
             tocs.join(", ")

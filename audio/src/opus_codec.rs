@@ -12,6 +12,19 @@
 //!   clean path PESQ-WB is 0.4–0.6 higher without it). So the encoder starts with FEC for the
 //!   configured loss and the session turns it off while the peer's RTCP reports show none
 //!   ([`Encoder::set_loss_expected`]; the policy is in [`crate::session`]).
+//! - **CELT on a clean path, SILK on a lossy one, at 64 kb/s.** SILK's noise-shaping
+//!   quantiser is most of an Opus call's CPU (~120 µs per 20 ms frame at complexity 6);
+//!   CELT codes the same wideband speech in ~45 µs. CELT needs bits for speech: at 24–48 kb/s
+//!   it scores below SILK at 24 kb/s (PESQ-WB), at 56 kb/s and up above it (64 kb/s: 4.23 /
+//!   4.51 on the two test voices, against 3.96 / 4.36 for SILK at 24 kb/s, the earlier
+//!   default). CELT carries no FEC, so while loss is expected libopus codes SILK with LBRR as
+//!   before, at the same rate (with 10 % loss that scores 3.0 / 3.4 instead of 2.0 / 2.6 at 24
+//!   kb/s). The steering is libopus' own public hint: `OPUS_SET_SIGNAL(music)` lowers its
+//!   CELT threshold to ~10 kb/s, and any expected loss with FEC on still forces SILK, so mode
+//!   switches are libopus' own, with its transition frames. Below [`CELT_MIN_BITRATE_BPS`]
+//!   (configured lower, or the peer's `maxaveragebitrate`) the hint is never given. 64 kb/s is
+//!   G.711's rate, which any network that carries calls already budgets for. Measured with
+//!   `examples/opus_settings.rs`; numbers in docs/performance.md, "Opus on a clean path".
 //! - **Audio bandwidth capped at 8 kHz (wideband).** At 24 kb/s with FEC for 10 % loss libopus
 //!   already codes wideband SILK: it narrows the band until the LBRR copy fits. Without the
 //!   cap, turning FEC off would switch to hybrid fullband, whose CELT layer costs ~20 % more
@@ -38,13 +51,19 @@ pub const SAMPLE_RATE_HZ: u32 = 48_000;
 pub const MAX_FRAME_SAMPLES: usize = 5760;
 /// Encoder complexity used unless configured otherwise (see the module docs).
 pub const DEFAULT_COMPLEXITY: u8 = 6;
+/// Lowest bit rate at which a clean path is coded as CELT (see the module docs): from here
+/// up CELT scores above SILK at 24 kb/s on speech, below it SILK is kept.
+pub const CELT_MIN_BITRATE_BPS: u32 = 56_000;
+/// Default bit rate (see the module docs).
+pub const DEFAULT_BITRATE_BPS: u32 = 64_000;
 /// libopus' recommended maximum packet size.
 const MAX_PACKET_BYTES: usize = 4000;
 
 /// Encoder settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpusConfig {
-    /// Target bit rate (default 24 kbps: wideband/super-wideband speech with room for FEC).
+    /// Target bit rate (default [`DEFAULT_BITRATE_BPS`]; from [`CELT_MIN_BITRATE_BPS`] up a
+    /// clean path is coded as CELT).
     pub bitrate_bps: u32,
     /// Expected packet loss in percent (0..=100); drives how much FEC is sent (default 10).
     pub packet_loss_perc: u8,
@@ -60,7 +79,7 @@ pub struct OpusConfig {
 impl Default for OpusConfig {
     fn default() -> Self {
         OpusConfig {
-            bitrate_bps: 24_000,
+            bitrate_bps: DEFAULT_BITRATE_BPS,
             packet_loss_perc: 10,
             inband_fec: true,
             complexity: DEFAULT_COMPLEXITY,
@@ -87,7 +106,8 @@ fn lib_err(e: opus::Error) -> CodecError {
     }
 }
 
-/// Opus encoder: 48 kHz mono, VOIP, FEC per [`OpusConfig`] while loss is expected, DTX off.
+/// Opus encoder: 48 kHz mono, VOIP, DTX off; while loss is expected SILK with FEC per
+/// [`OpusConfig`], otherwise CELT when the bit rate allows it.
 #[derive(Debug)]
 pub struct OpusEncoder {
     inner: opus::Encoder,
@@ -96,6 +116,8 @@ pub struct OpusEncoder {
     /// The configured expected loss, used while the path loses packets.
     packet_loss_perc: u8,
     loss_expected: bool,
+    /// The bit rate allows CELT on a clean path.
+    celt_when_clean: bool,
 }
 
 impl OpusEncoder {
@@ -141,6 +163,7 @@ impl OpusEncoder {
             packet: vec![0; MAX_PACKET_BYTES].into_boxed_slice(),
             packet_loss_perc: config.packet_loss_perc,
             loss_expected: true,
+            celt_when_clean: config.bitrate_bps >= CELT_MIN_BITRATE_BPS,
         })
     }
 
@@ -172,13 +195,23 @@ impl Encoder for OpusEncoder {
         Ok(n)
     }
 
-    /// Expected loss 0 turns LBRR off (libopus then skips its second quantiser run).
+    /// Expected loss 0 turns LBRR off (libopus then skips its second quantiser run) and, at
+    /// [`CELT_MIN_BITRATE_BPS`] or more, steers libopus to CELT; expected loss brings SILK
+    /// with LBRR back.
     fn set_loss_expected(&mut self, expected: bool) -> Result<(), CodecError> {
         if expected != self.loss_expected {
             let perc = if expected { self.packet_loss_perc } else { 0 };
             self.inner
                 .set_packet_loss_perc(i32::from(perc))
                 .map_err(lib_err)?;
+            if self.celt_when_clean {
+                let signal = if expected {
+                    opus::Signal::Auto
+                } else {
+                    opus::Signal::Music
+                };
+                self.inner.set_signal(signal).map_err(lib_err)?;
+            }
             self.loss_expected = expected;
         }
         Ok(())

@@ -70,7 +70,7 @@ use crate::codec::{
     CodecConfig, CodecError, CodecKind, Decoder, Encoder, new_decoder, new_encoder,
 };
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, RtpPacketMeta};
-use crate::opus_codec::MAX_FRAME_SAMPLES;
+use crate::opus_codec::{MAX_FRAME_SAMPLES, OpusConfig};
 use crate::resample::{ResampleError, Resampler};
 
 use dtmf::{DtmfReceiver, DtmfSender};
@@ -115,6 +115,9 @@ pub struct SessionConfig {
     pub initial_sequence: u16,
     /// First RTP timestamp (caller picks randomly).
     pub initial_timestamp: u32,
+    /// Opus encoder settings (the configured bit rate, lowered by what the peer's fmtp asks);
+    /// ignored by G.711.
+    pub opus: OpusConfig,
 }
 
 /// SDES key material: master key ‖ master salt, 30 bytes each direction.
@@ -267,7 +270,7 @@ impl Pipeline {
             (u64::from(config.device_rate_hz) * u64::from(config.ptime_ms) / 1000).max(1) as usize;
         let codec_config = CodecConfig {
             frame_ms: config.ptime_ms,
-            ..CodecConfig::default()
+            opus: config.opus,
         };
         let encoder = new_encoder(config.codec, &codec_config)?;
         let decoder = new_decoder(config.codec, &codec_config)?;

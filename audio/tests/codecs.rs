@@ -17,7 +17,7 @@ use ringside_audio::codec::{
     CodecConfig, CodecError, CodecKind, Decoder, Encoder, new_decoder, new_encoder,
 };
 use ringside_audio::g711::{self, G711Decoder};
-use ringside_audio::opus_codec::{OpusConfig, OpusEncoder};
+use ringside_audio::opus_codec::{CELT_MIN_BITRATE_BPS, OpusConfig, OpusEncoder};
 use ringside_audio::resample::Resampler;
 
 // ---------------------------------------------------------------------------------------------
@@ -422,8 +422,13 @@ fn g711_concealment_is_silent_after_60_ms_and_recovers() {
 
 const OPUS_FRAME: usize = 960; // 20 ms at 48 kHz
 
-fn opus_encode_all(signal: &[i16], config: OpusConfig) -> (Vec<Vec<u8>>, usize) {
+fn opus_encode_all(
+    signal: &[i16],
+    config: OpusConfig,
+    loss_expected: bool,
+) -> (Vec<Vec<u8>>, usize) {
     let mut enc = OpusEncoder::new(config).unwrap();
+    enc.set_loss_expected(loss_expected).unwrap();
     let lookahead = enc.lookahead_samples().unwrap();
     let mut packets = Vec::new();
     for f in signal.chunks_exact(OPUS_FRAME) {
@@ -437,8 +442,15 @@ fn opus_encode_all(signal: &[i16], config: OpusConfig) -> (Vec<Vec<u8>>, usize) 
 
 #[test]
 fn opus_1khz_sine_keeps_its_frequency() {
+    // SILK (loss expected, as at the start of a call) and CELT (a clean path).
+    for loss_expected in [true, false] {
+        opus_keeps_1khz_sine(loss_expected);
+    }
+}
+
+fn opus_keeps_1khz_sine(loss_expected: bool) {
     let input = sine(1000.0, 48000.0, 16000.0, 48000);
-    let (packets, lookahead) = opus_encode_all(&input, OpusConfig::default());
+    let (packets, lookahead) = opus_encode_all(&input, OpusConfig::default(), loss_expected);
     let mut dec = new_decoder(CodecKind::Opus, &CodecConfig::default()).unwrap();
     let mut decoded = Vec::new();
     let mut out = vec![0i16; ringside_audio::opus_codec::MAX_FRAME_SAMPLES];
@@ -449,7 +461,7 @@ fn opus_1khz_sine_keeps_its_frequency() {
     }
     let bytes: usize = packets.iter().map(Vec::len).sum();
     println!(
-        "opus: {} packets, {:.1} kbps, lookahead {lookahead} samples",
+        "opus (loss expected: {loss_expected}): {} packets, {:.1} kbps, lookahead {lookahead} samples",
         packets.len(),
         bytes as f64 * 8.0 / 1000.0
     );
@@ -581,6 +593,90 @@ fn opus_sends_no_fec_while_no_loss_is_expected() {
         (fec_db - plc_db).abs() < 0.5,
         "FEC {fec_db:.1} dB vs PLC {plc_db:.1} dB"
     );
+}
+
+/// Opus mode and bandwidth a packet's TOC byte announces (RFC 6716 §3.1).
+fn opus_mode(packet: &[u8]) -> &'static str {
+    match packet[0] >> 3 {
+        0..=7 => "SILK NB/MB",
+        8..=11 => "SILK WB",
+        12..=15 => "hybrid",
+        20..=23 => "CELT WB",
+        _ => "CELT other",
+    }
+}
+
+#[test]
+fn opus_codes_a_clean_path_as_celt_and_a_lossy_one_as_silk() {
+    let input = voiced(180.0, 0.02, 48000.0, 48000 * 3);
+    let mut frames = input.chunks_exact(OPUS_FRAME);
+    // Modes of the next `n` packets after the first few (libopus switches over a frame or two).
+    let mut modes = |enc: &mut OpusEncoder, n: usize| -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let mut p = Vec::new();
+            enc.encode(frames.next().unwrap(), &mut p).unwrap();
+            if i >= 5 {
+                out.push(opus_mode(&p));
+            }
+        }
+        out.dedup();
+        out
+    };
+    let mut enc = OpusEncoder::new(OpusConfig::default()).unwrap();
+    assert_eq!(
+        modes(&mut enc, 30),
+        ["SILK WB"],
+        "loss expected from the start"
+    );
+    enc.set_loss_expected(false).unwrap();
+    assert_eq!(modes(&mut enc, 30), ["CELT WB"], "a clean path");
+    enc.set_loss_expected(true).unwrap();
+    assert_eq!(
+        modes(&mut enc, 30),
+        ["SILK WB"],
+        "loss again: SILK with FEC"
+    );
+
+    // Below CELT_MIN_BITRATE_BPS (e.g. a peer's maxaveragebitrate) SILK codes speech better.
+    let mut frames = input.chunks_exact(OPUS_FRAME);
+    let mut enc = OpusEncoder::new(OpusConfig {
+        bitrate_bps: CELT_MIN_BITRATE_BPS - 1000,
+        ..OpusConfig::default()
+    })
+    .unwrap();
+    enc.set_loss_expected(false).unwrap();
+    let mut seen = Vec::new();
+    for f in frames.by_ref().take(60) {
+        let mut p = Vec::new();
+        enc.encode(f, &mut p).unwrap();
+        seen.push(opus_mode(&p));
+    }
+    seen.dedup();
+    assert_eq!(seen, ["SILK WB"], "a clean path at a low rate");
+}
+
+#[test]
+fn opus_keeps_to_the_configured_bit_rate() {
+    // Speech-like input, a clean path: the average rate stays at or under the target (VBR
+    // may vary per packet), as a peer's maxaveragebitrate requires (RFC 7587 §6.1).
+    let input = voiced(180.0, 0.02, 48000.0, 48000 * 4);
+    for bitrate_bps in [20_000, 28_000, 64_000] {
+        let config = OpusConfig {
+            bitrate_bps,
+            ..OpusConfig::default()
+        };
+        for loss_expected in [true, false] {
+            let (packets, _) = opus_encode_all(&input, config, loss_expected);
+            let bytes: usize = packets.iter().map(Vec::len).sum();
+            let rate = bytes as f64 * 8.0 / (packets.len() as f64 * 0.02);
+            println!("opus at {bitrate_bps} b/s, loss expected {loss_expected}: {rate:.0} b/s");
+            assert!(
+                rate <= f64::from(bitrate_bps) * 1.05,
+                "{rate:.0} b/s for a {bitrate_bps} b/s target"
+            );
+        }
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use ringside_audio::codec::CodecKind;
+use ringside_audio::opus_codec::OpusConfig;
 use ringside_audio::session::{MediaSession, SessionConfig, SessionEvent, SrtpKeys};
 
 const RATE: u32 = 48_000;
@@ -43,6 +44,7 @@ fn config(codec: CodecKind, ssrc: u32) -> SessionConfig {
         device_rate_hz: RATE,
         initial_sequence: (ssrc & 0xFFFF) as u16 ^ 0xFFF0, // wraps early
         initial_timestamp: ssrc.wrapping_mul(7),
+        opus: OpusConfig::default(),
     }
 }
 

@@ -65,6 +65,8 @@ pub const DEFAULT_RTP_PORTS: (u16, u16) = (30000, 30099);
 pub const DEFAULT_PTIME_MS: u32 = 20;
 /// Default `[media] ring_timeout_secs`.
 pub const DEFAULT_RING_TIMEOUT_SECS: u32 = 60;
+/// Default `[media] opus_bitrate_bps` (why 64 kb/s: `ringside_audio::opus_codec`'s docs).
+pub const DEFAULT_OPUS_BITRATE_BPS: u32 = 64_000;
 
 /// Default `[sip] user_agent`: `Ringside/<version>`.
 pub fn default_user_agent() -> String {
@@ -222,6 +224,9 @@ pub struct MediaSettings {
     pub ring_timeout_secs: u32,
     /// Send RTP to where the peer's RTP comes from (NAT traversal).
     pub symmetric_rtp: bool,
+    /// Opus bit rate we send at most (the peer's `maxaveragebitrate` may lower it); within
+    /// [`OPUS_BITRATE_RANGE`].
+    pub opus_bitrate_bps: u32,
 }
 
 impl Default for MediaSettings {
@@ -235,6 +240,7 @@ impl Default for MediaSettings {
             dtmf_info_fallback: true,
             ring_timeout_secs: DEFAULT_RING_TIMEOUT_SECS,
             symmetric_rtp: true,
+            opus_bitrate_bps: DEFAULT_OPUS_BITRATE_BPS,
         }
     }
 }

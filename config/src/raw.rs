@@ -49,6 +49,7 @@ pub(crate) struct RawMedia {
     pub dtmf_info_fallback: Option<Spanned<bool>>,
     pub ring_timeout_secs: Option<Spanned<i64>>,
     pub symmetric_rtp: Option<Spanned<bool>>,
+    pub opus_bitrate_bps: Option<Spanned<i64>>,
 }
 
 /// `[audio]` as written.
@@ -549,7 +550,7 @@ mod tests {
             ]
         );
         assert_eq!(fields_of::<RawAccount>().len(), 14);
-        assert_eq!(fields_of::<RawMedia>().len(), 7);
+        assert_eq!(fields_of::<RawMedia>().len(), 8);
         assert_eq!(
             fields_of::<RawAudio>(),
             &["capture", "playback", "echo_cancellation"]

@@ -35,6 +35,8 @@ pub const RTP_PORT_RANGE: std::ops::RangeInclusive<u16> = 1024..=65_534;
 pub const PTIME_MS_VALUES: &[u32] = &[10, 20, 30, 40, 60];
 /// Allowed range of `[media] ring_timeout_secs`.
 pub const RING_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 5..=600;
+/// Allowed range of `[media] opus_bitrate_bps` (what Opus can code, RFC 7587 §6.1).
+pub const OPUS_BITRATE_RANGE: std::ops::RangeInclusive<i64> = 6_000..=510_000;
 
 /// Where relative paths and environment variables come from.
 pub(crate) struct Ctx<'a> {
@@ -346,6 +348,16 @@ fn media_settings(m: &RawMedia, sink: &mut Sink<'_>) -> Option<MediaSettings> {
         Some(v) => v.and_then(|v| u32::try_from(v).ok()),
     };
 
+    let opus_bitrate_bps = match ranged(
+        &m.opus_bitrate_bps,
+        "media.opus_bitrate_bps",
+        OPUS_BITRATE_RANGE,
+        sink,
+    ) {
+        None => Some(defaults.opus_bitrate_bps),
+        Some(v) => v.and_then(|v| u32::try_from(v).ok()),
+    };
+
     let flag =
         |v: &Option<Spanned<bool>>, default: bool| v.as_ref().map_or(default, |v| *v.get_ref());
     Some(MediaSettings {
@@ -357,6 +369,7 @@ fn media_settings(m: &RawMedia, sink: &mut Sink<'_>) -> Option<MediaSettings> {
         dtmf_info_fallback: flag(&m.dtmf_info_fallback, defaults.dtmf_info_fallback),
         ring_timeout_secs: ring_timeout_secs?,
         symmetric_rtp: flag(&m.symmetric_rtp, defaults.symmetric_rtp),
+        opus_bitrate_bps: opus_bitrate_bps?,
     })
     .filter(|_| ok)
 }

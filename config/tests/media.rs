@@ -54,6 +54,7 @@ fn defaults() {
         dtmf_info_fallback: true,
         ring_timeout_secs: 60,
         symmetric_rtp: true,
+        opus_bitrate_bps: 64_000,
     };
     let audio = AudioSettings {
         capture: "default".into(),
@@ -97,6 +98,7 @@ srtp = "Mandatory"
 dtmf_info_fallback = false
 ring_timeout_secs = 5
 symmetric_rtp = false
+opus_bitrate_bps = 24000
 "#);
     assert_eq!(
         c.media,
@@ -109,6 +111,7 @@ symmetric_rtp = false
             dtmf_info_fallback: false,
             ring_timeout_secs: 5,
             symmetric_rtp: false,
+            opus_bitrate_bps: 24_000,
         }
     );
     // One key at a time, the rest default.
@@ -130,6 +133,8 @@ symmetric_rtp = false
     assert_eq!(media("srtp = \"off\"").srtp, SrtpMode::Off);
     assert_eq!(media("ring_timeout_secs = 600").ring_timeout_secs, 600);
     assert!(!media("symmetric_rtp = false").symmetric_rtp);
+    assert_eq!(media("opus_bitrate_bps = 6000").opus_bitrate_bps, 6_000);
+    assert_eq!(media("opus_bitrate_bps = 510000").opus_bitrate_bps, 510_000);
     assert!(!media("dtmf_info_fallback = false").dtmf_info_fallback);
     // Inline table works too.
     assert_eq!(ok("media = { ptime_ms = 30 }\n").media.ptime_ms, 30);
@@ -409,6 +414,14 @@ fn scalar_errors() {
         "t.toml:2:21: media.ring_timeout_secs: must be between 5 and 600, got 601",
     );
     one(
+        "[media]\nopus_bitrate_bps = 5999\n",
+        "t.toml:2:20: media.opus_bitrate_bps: must be between 6000 and 510000, got 5999",
+    );
+    one(
+        "[media]\nopus_bitrate_bps = \"64k\"\n",
+        "t.toml:2:20: media.opus_bitrate_bps: invalid type: string \"64k\", expected an integer",
+    );
+    one(
         "[media]\nsymmetric_rtp = 1\n",
         "t.toml:2:17: media.symmetric_rtp: invalid type: integer `1`, expected a boolean",
     );
@@ -446,7 +459,7 @@ fn audio_value_errors() {
 fn unknown_keys_and_bad_sections() {
     one(
         "[media]\nptime_ms = 20\n  codec = [\"opus\"]\n",
-        "t.toml:3:3: media.codec: unknown key (expected one of: rtp_ports, codecs, ptime_ms, srtp, dtmf_info_fallback, ring_timeout_secs, symmetric_rtp)",
+        "t.toml:3:3: media.codec: unknown key (expected one of: rtp_ports, codecs, ptime_ms, srtp, dtmf_info_fallback, ring_timeout_secs, symmetric_rtp, opus_bitrate_bps)",
     );
     one(
         "[audio]\nmicrophone = \"default\"\n",

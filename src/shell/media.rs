@@ -73,12 +73,13 @@ use std::time::{Duration, Instant};
 
 use ringside_audio::aec::EchoCanceller;
 use ringside_audio::device::{self, CaptureSource, DeviceSpec, PlaybackSink};
+use ringside_audio::opus_codec::OpusConfig;
 use ringside_audio::resample::Resampler;
 use ringside_audio::session::{MediaSession, SessionConfig, SessionEvent, SrtpKeys};
 use ringside_audio::tones::{self, ToneGenerator};
 
 use crate::core::call::MediaAction;
-use crate::core::sdp::{CodecKind, Direction, NegotiatedAudio};
+use crate::core::sdp::{CodecKind, Direction, NegotiatedAudio, PayloadFormat};
 use crate::events::Event;
 
 use super::tick_phase::{TickMove, TickPhase};
@@ -109,6 +110,8 @@ pub struct AudioSettings {
     pub playback: DeviceSpec,
     /// Send RTP to where the peer's RTP comes from (NAT), rather than to its SDP address.
     pub symmetric_rtp: bool,
+    /// The Opus bit rate we send at most (`[media] opus_bitrate_bps`).
+    pub opus_bitrate_bps: u32,
 }
 
 /// A locally generated call-progress tone (see the module docs).
@@ -600,6 +603,7 @@ impl MediaEngine {
             device_rate_hz: ENGINE_RATE_HZ,
             initial_sequence: next() as u16,
             initial_timestamp: next() as u32,
+            opus: opus_config(self.settings.opus_bitrate_bps, &audio.codec),
         }
     }
 
@@ -835,6 +839,25 @@ mod rx {
     }
 }
 
+/// The Opus encoder settings for a call: our configured rate, lowered to what the peer's
+/// fmtp asks (RFC 7587 §6.1 `maxaveragebitrate`), and our wideband audio narrowed to what it
+/// renders (`maxplaybackrate`, half of which is the highest frequency worth coding).
+fn opus_config(configured_bps: u32, codec: &PayloadFormat) -> OpusConfig {
+    let limits = codec.opus_receiver_limits();
+    let defaults = OpusConfig::default();
+    OpusConfig {
+        bitrate_bps: limits
+            .max_average_bitrate_bps
+            .map_or(configured_bps, |cap| cap.min(configured_bps)),
+        max_audio_hz: limits
+            .max_playback_rate_hz
+            .map_or(defaults.max_audio_hz, |hz| {
+                (hz / 2).min(defaults.max_audio_hz)
+            }),
+        ..defaults
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -846,6 +869,7 @@ mod tests {
             capture,
             playback,
             symmetric_rtp: true,
+            opus_bitrate_bps: OpusConfig::default().bitrate_bps,
         };
         MediaEngine::new(settings, 7)
     }
@@ -878,6 +902,34 @@ mod tests {
 
     fn rms(pcm: &[i16]) -> f64 {
         (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt()
+    }
+
+    #[test]
+    fn opus_rate_and_band_follow_the_peers_fmtp() {
+        let opus = |fmtp: Option<&str>| {
+            opus_config(
+                64_000,
+                &PayloadFormat::new(CodecKind::Opus, 111, fmtp.map(str::to_owned)),
+            )
+        };
+        let ours = OpusConfig {
+            bitrate_bps: 64_000,
+            ..OpusConfig::default()
+        };
+        assert_eq!(opus(None), ours);
+        assert_eq!(opus(Some("useinbandfec=1")), ours);
+        // baresip's default offer: its cap wins.
+        assert_eq!(
+            opus(Some("stereo=1;sprop-stereo=1;maxaveragebitrate=28000")).bitrate_bps,
+            28_000
+        );
+        // A cap above our rate changes nothing; a narrower playback narrows our band.
+        assert_eq!(opus(Some("maxaveragebitrate=128000")), ours);
+        assert_eq!(opus(Some("maxplaybackrate=8000")).max_audio_hz, 4_000);
+        assert_eq!(opus(Some("maxplaybackrate=48000")).max_audio_hz, 8_000);
+        // A lower configured rate stays lower.
+        let lower = opus_config(24_000, &PayloadFormat::new(CodecKind::Opus, 111, None));
+        assert_eq!(lower.bitrate_bps, 24_000);
     }
 
     #[test]
@@ -1050,6 +1102,7 @@ mod tests {
                 device_rate_hz: ENGINE_RATE_HZ,
                 initial_sequence: 100,
                 initial_timestamp: 1000,
+                opus: OpusConfig::default(),
             },
             start,
         )

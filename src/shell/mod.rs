@@ -197,6 +197,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         capture: DeviceSpec::parse(&config.audio.capture),
         playback: DeviceSpec::parse(&config.audio.playback),
         symmetric_rtp: config.media.symmetric_rtp,
+        opus_bitrate_bps: config.media.opus_bitrate_bps,
     };
     let listening: Vec<String> = udp_sockets
         .iter()

@@ -43,6 +43,9 @@ pub struct BaresipOptions {
     pub audio_codecs: Vec<String>,
     /// Frequency of the `ausine` tone that baresip sends, in Hz (10..=20000).
     pub sine_hz: u32,
+    /// `opus_bitrate`: what baresip sends, and the `maxaveragebitrate` its SDP asks of the
+    /// far end (baresip's default 28000).
+    pub opus_bitrate_bps: u32,
     /// How long [`Baresip::start`] waits for the ctrl_tcp socket.
     pub start_timeout: Duration,
     /// Register the user at this `host:port` with this password (none: never register).
@@ -59,6 +62,7 @@ impl Default for BaresipOptions {
             user: "test".to_owned(),
             audio_codecs: vec!["pcmu".to_owned(), "pcma".to_owned()],
             sine_hz: 1000,
+            opus_bitrate_bps: 28_000,
             start_timeout: Duration::from_secs(20),
             registrar: None,
             auto_answer: false,
@@ -83,6 +87,12 @@ impl BaresipOptions {
     /// Sets the tone frequency.
     pub fn sine_hz(mut self, hz: u32) -> Self {
         self.sine_hz = hz;
+        self
+    }
+
+    /// Sets `opus_bitrate` (see the field).
+    pub fn opus_bitrate_bps(mut self, bps: u32) -> Self {
+        self.opus_bitrate_bps = bps;
         self
     }
 
@@ -224,6 +234,7 @@ impl Baresip {
             ("CTRL_PORT", ctrl_port.to_string()),
             ("SND_PATH", snd_dir.display().to_string()),
             ("SINE_HZ", options.sine_hz.to_string()),
+            ("OPUS_BITRATE", options.opus_bitrate_bps.to_string()),
             ("USER", options.user.clone()),
             ("AUDIO_CODECS", options.audio_codecs.join(",")),
             ("ACCOUNT", account_line(options)),

@@ -177,6 +177,53 @@ impl PayloadFormat {
     }
 }
 
+/// What a peer's Opus `a=fmtp` asks of the stream sent to it (RFC 7587 §6.1). Each is
+/// `None` when the parameter is absent, not a decimal number, or outside the range the RFC
+/// allows (such values are to be ignored): a bad hint never fails a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpusReceiverLimits {
+    /// `maxaveragebitrate` (6000..=510000): the most the peer wants to receive, in bit/s.
+    pub max_average_bitrate_bps: Option<u32>,
+    /// `maxplaybackrate` (8000..=48000): the highest sample rate the peer renders, in Hz.
+    pub max_playback_rate_hz: Option<u32>,
+}
+
+impl OpusReceiverLimits {
+    /// Reads the parameters from an Opus fmtp value (`name=value` pairs separated by `;`,
+    /// names case-insensitive, spaces allowed around both).
+    pub fn from_fmtp(fmtp: &str) -> Self {
+        let mut limits = OpusReceiverLimits::default();
+        for (name, value) in fmtp
+            .split(';')
+            .filter_map(|param| param.split_once('='))
+            .map(|(name, value)| (name.trim(), value.trim()))
+        {
+            let number = |range: std::ops::RangeInclusive<u32>| {
+                Some(value)
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .filter(|n| range.contains(n))
+            };
+            if name.eq_ignore_ascii_case("maxaveragebitrate") {
+                limits.max_average_bitrate_bps = number(6_000..=510_000);
+            } else if name.eq_ignore_ascii_case("maxplaybackrate") {
+                limits.max_playback_rate_hz = number(8_000..=48_000);
+            }
+        }
+        limits
+    }
+}
+
+impl PayloadFormat {
+    /// The peer's Opus receive limits from this format's fmtp (none for other codecs).
+    pub fn opus_receiver_limits(&self) -> OpusReceiverLimits {
+        match (&self.fmtp, self.kind) {
+            (Some(fmtp), CodecKind::Opus) => OpusReceiverLimits::from_fmtp(fmtp),
+            _ => OpusReceiverLimits::default(),
+        }
+    }
+}
+
 /// Media direction attribute (RFC 3264 §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {
