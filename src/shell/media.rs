@@ -957,7 +957,7 @@ mod tests {
         assert!(engine.played.iter().all(|&s| s == 0));
     }
 
-    /// A call's media after an idle spell: the interval's burst of missed ticks must not be
+    /// A call's media after an idle spell: a burst of missed ticks must not be
     /// played (a file playback would grow by the idle time, the peer get a flood of RTP).
     #[test]
     fn a_call_after_idle_time_plays_one_frame_per_tick() {
@@ -994,7 +994,7 @@ mod tests {
                 .map_or(0, |p| p.sink.stats().samples)
         };
         engine.tick(start);
-        // The interval's burst: many ticks within a millisecond.
+        // A catch-up burst: many ticks within a millisecond.
         for _ in 0..50 {
             engine.tick(start + Duration::from_micros(500));
         }

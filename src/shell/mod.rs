@@ -16,6 +16,7 @@
 
 mod integrations;
 mod media;
+mod media_tick;
 mod tcp;
 mod tick_phase;
 pub(crate) mod tls;
@@ -85,6 +86,8 @@ pub enum StartError {
     Tls { reason: String },
     #[error("{reason}")]
     Integration { reason: String },
+    #[error("cannot create the media timer: {0}")]
+    MediaTimer(std::io::Error),
 }
 
 /// Something a socket task tells the run loop.
@@ -244,22 +247,28 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         .media
         .set_echo_cancellation(config.audio.echo_cancellation);
     engine.pump().await;
-    let mut media_tick = tokio::time::interval(media::TICK);
-    // Burst: a late tick is caught up, not skipped, so file- and null-paced audio loses no frames
-    // when the process is briefly starved of CPU (device rings absorb the burst).
-    media_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    // A late tick is caught up, not skipped, so file- and null-paced audio loses no frames when
+    // the process is briefly starved of CPU (device rings absorb the burst).
+    let mut media_tick = media_tick::MediaTick::new(media::TICK).map_err(StartError::MediaTimer)?;
     let mut media_was_active = false;
 
     let mut signals = Signals::new();
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
     loop {
-        // The interval is not polled while no media runs, and Burst would then fire every tick
-        // missed while idle at once: each would send a frame and play one, so a call began
-        // with hundreds of ms of audio sent in a burst. Media starts on a fresh grid instead.
+        // The timer runs only while media does (no wake-ups while idle), and media starts on a
+        // fresh grid: catching up ticks from before would send and play a burst of frames.
         let media_active = engine.media.is_active();
-        if media_active && !media_was_active {
-            media_tick.reset_immediately();
-            engine.media.restart_clock();
+        if media_active != media_was_active {
+            let armed = if media_active {
+                engine.media.restart_clock();
+                let now = now();
+                media_tick.reset_at(now, now)
+            } else {
+                media_tick.disarm()
+            };
+            if let Err(error) = armed {
+                tracing::error!(%error, "media timer");
+            }
         }
         media_was_active = media_active;
         let core_deadline = engine
@@ -274,15 +283,29 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
             }
             () = sleep_until_option(core_deadline) => engine.core.handle_timeout(now()),
             scheduled = media_tick.tick(), if media_active => {
-                engine.media.tick(now());
-                match engine.media.take_tick_shift() {
-                    Some(tick_phase::TickMove::Earlier(by)) => {
-                        media_tick.reset_at(scheduled + media::TICK - by);
+                let next = match scheduled {
+                    Ok(scheduled) => {
+                        engine.media.tick(now());
+                        match engine.media.take_tick_shift() {
+                            Some(tick_phase::TickMove::Earlier(by)) => {
+                                Some(scheduled + media::TICK - by)
+                            }
+                            Some(tick_phase::TickMove::Later(by)) => {
+                                Some(scheduled + media::TICK + by)
+                            }
+                            None => None,
+                        }
                     }
-                    Some(tick_phase::TickMove::Later(by)) => {
-                        media_tick.reset_at(scheduled + media::TICK + by);
+                    Err(error) => {
+                        // Not seen in practice; re-arming keeps media going.
+                        tracing::error!(%error, "media timer");
+                        Some(now() + media::TICK)
                     }
-                    None => {}
+                };
+                if let Some(next) = next
+                    && let Err(error) = media_tick.reset_at(next, now())
+                {
+                    tracing::error!(%error, "media timer");
                 }
             }
             () = sleep_until_option(shutdown_deadline) => {

@@ -39,9 +39,9 @@ use std::time::Duration;
 pub(crate) const ALIGN_MARGIN: Duration = Duration::from_millis(4);
 /// A freshest age above `ALIGN_MARGIN + ALIGN_HYSTERESIS` moves the tick earlier, one below
 /// `ALIGN_MARGIN − ALIGN_TOO_CLOSE` later. The dead band between is wider than where a move
-/// really lands: tokio's timer fires on whole milliseconds, and the moves measured on the
-/// sound-card test landed up to 2.7 ms off; a narrower band moved the tick every second, and
-/// every move disturbs the device rings.
+/// really lands: with tokio's timer (before the tick became a timerfd), which fires on whole
+/// milliseconds, the moves measured on the sound-card test landed up to 2.7 ms off; a narrower
+/// band moved the tick every second, and every move disturbs the device rings.
 pub(crate) const ALIGN_HYSTERESIS: Duration = Duration::from_millis(3);
 pub(crate) const ALIGN_TOO_CLOSE: Duration = Duration::from_millis(2);
 
