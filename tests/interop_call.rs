@@ -105,10 +105,17 @@ fn start_for(peers: &[&str], codecs: &str) -> Option<Setup> {
 /// Starts baresip registered as 1002 at the PBX, calls Ringside (1001) and waits until
 /// baresip sees the call established.
 fn baresip_calls_ringside(setup: &Setup, baresip_codecs: &[&str]) -> Baresip {
+    baresip_calls_ringside_with(
+        setup,
+        BaresipOptions::default().audio_codecs(baresip_codecs),
+    )
+}
+
+/// [`baresip_calls_ringside`] with baresip's other `options` as given.
+fn baresip_calls_ringside_with(setup: &Setup, options: BaresipOptions) -> Baresip {
     let host_port = format!("127.0.0.1:{}", setup.pbx.sip_port());
-    let options = BaresipOptions::default()
+    let options = options
         .registered("1002", &host_port, "secret1002")
-        .audio_codecs(baresip_codecs)
         .sine_hz(BARESIP_TONE_HZ);
     let mut baresip = Baresip::start(options).expect("baresip");
     // baresip drops events while no ctrl_tcp client is connected, so REGISTER_OK may be gone:
@@ -188,6 +195,54 @@ fn baresip_calls_ringside_through_kamailio_with_opus_and_both_hear_each_other() 
         return;
     };
     call_and_listen(&mut setup, &["opus/48000/2"], "opus/48000/2");
+}
+
+/// A far end that accepts 64 kb/s gets CELT once its reports show a clean path (two RTCP
+/// reports, ~10 s): baresip's libopus must decode Ringside's stream across that switch.
+#[test]
+fn baresip_hears_ringside_after_opus_switches_to_celt_on_a_clean_path() {
+    let _serial = one_call_at_a_time();
+    let Some(setup) = start("\"opus\"") else {
+        return;
+    };
+    let options = BaresipOptions::default()
+        .audio_codecs(&["opus/48000/2"])
+        .opus_bitrate_bps(64_000);
+    let mut baresip = baresip_calls_ringside_with(&setup, options);
+    let recorded_secs = |path: &Path| {
+        read_wav(path)
+            .ok()
+            .map_or(0.0, |w| w.frames() as f64 / f64::from(w.sample_rate.max(1)))
+    };
+    let recording = poll_until(Duration::from_secs(45), POLL, || {
+        let path = baresip.decoded_recordings().into_iter().next()?;
+        (recorded_secs(&path) >= 18.0).then_some(path)
+    })
+    .expect("baresip recorded 18 s of Ringside's audio");
+    baresip.hangup().expect("hangup");
+    baresip
+        .wait_event("CALL_CLOSED", SETTLE)
+        .expect("call closed");
+    let stopped = poll_until(SETTLE, POLL, || {
+        let log = setup.ringside.stderr();
+        log.lines()
+            .find(|l| l.contains("call media stopped"))
+            .map(str::to_owned)
+    })
+    .expect("ringside stopped the call's media");
+    assert!(
+        stopped.contains("loss_expected: false"),
+        "the peer's reports did not clear the path for CELT: {stopped}"
+    );
+    // The last 4 s were sent as CELT (unit tests: a clean path at 64 kb/s is CELT).
+    let wav = read_wav(&recording).expect("baresip recording");
+    let mono = wav.mono();
+    let tail = mono.len().saturating_sub(4 * wav.sample_rate as usize);
+    assert_tone_flows(&mono[tail..], wav.sample_rate, RINGSIDE_TONE_HZ, "baresip");
+    assert!(
+        tone_secs(&mono[tail..], wav.sample_rate, RINGSIDE_TONE_HZ) >= 3.0,
+        "baresip heard too little of the tone after the switch"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
