@@ -16,7 +16,7 @@
 //! bug, see platform notes), so after a resume only Ringside's recording is judged.
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -134,6 +134,38 @@ fn baresip_calls_ringside_with(setup: &Setup, options: BaresipOptions) -> Baresi
     baresip
 }
 
+/// baresip's recording of what Ringside sent, once it holds `secs` of audio.
+fn baresip_recording(baresip: &Baresip, secs: f64, timeout: Duration) -> PathBuf {
+    poll_until(timeout, POLL, || {
+        let path = baresip.decoded_recordings().into_iter().next()?;
+        let wav = read_wav(&path).ok()?;
+        (wav.frames() as f64 / f64::from(wav.sample_rate.max(1)) >= secs).then_some(path)
+    })
+    .unwrap_or_else(|| panic!("baresip did not record {secs} s of Ringside's audio"))
+}
+
+/// baresip hangs up; Ringside must end the call and finish its playback file. Returns
+/// Ringside's log.
+fn baresip_hangs_up(setup: &Setup, baresip: &mut Baresip) -> String {
+    baresip.hangup().expect("hangup");
+    baresip
+        .wait_event("CALL_CLOSED", SETTLE)
+        .expect("call closed");
+    poll_until(SETTLE, POLL, || {
+        let log = setup.ringside.stderr();
+        (log.contains("\"type\":\"call.ended\"")
+            && log.contains("remote_hangup")
+            && log.contains("call media stopped"))
+        .then_some(log)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "ringside did not end the call:\n{}",
+            setup.ringside.stderr()
+        )
+    })
+}
+
 fn call_and_listen(setup: &mut Setup, baresip_codecs: &[&str], sdp_format: &str) {
     let mut baresip = baresip_calls_ringside(setup, baresip_codecs);
     let callstat = baresip
@@ -146,30 +178,8 @@ fn call_and_listen(setup: &mut Setup, baresip_codecs: &[&str], sdp_format: &str)
     );
 
     // Let ~2 s of audio flow both ways (measured by what baresip has recorded).
-    let recorded = poll_until(SETTLE, POLL, || {
-        let path = baresip.decoded_recordings().into_iter().next()?;
-        let wav = read_wav(&path).ok()?;
-        (wav.frames() as f64 / f64::from(wav.sample_rate.max(1)) >= 2.5).then_some(path)
-    });
-    let recording = recorded.expect("baresip recorded Ringside's audio");
-    baresip.hangup().expect("hangup");
-    baresip
-        .wait_event("CALL_CLOSED", SETTLE)
-        .expect("call closed");
-
-    // Ringside ends the call and finishes its playback file.
-    let ended = poll_until(SETTLE, POLL, || {
-        let log = setup.ringside.stderr();
-        (log.contains("\"type\":\"call.ended\"")
-            && log.contains("remote_hangup")
-            && log.contains("call media stopped"))
-        .then_some(())
-    });
-    assert!(
-        ended.is_some(),
-        "ringside did not end the call:\n{}",
-        setup.ringside.stderr()
-    );
+    let recording = baresip_recording(&baresip, 2.5, SETTLE);
+    baresip_hangs_up(setup, &mut baresip);
 
     // Each side must hear the other's tone (see assert_tone_flows).
     let wav = read_wav(&recording).expect("baresip recording");
@@ -209,27 +219,12 @@ fn baresip_hears_ringside_after_opus_switches_to_celt_on_a_clean_path() {
         .audio_codecs(&["opus/48000/2"])
         .opus_bitrate_bps(64_000);
     let mut baresip = baresip_calls_ringside_with(&setup, options);
-    let recorded_secs = |path: &Path| {
-        read_wav(path)
-            .ok()
-            .map_or(0.0, |w| w.frames() as f64 / f64::from(w.sample_rate.max(1)))
-    };
-    let recording = poll_until(Duration::from_secs(45), POLL, || {
-        let path = baresip.decoded_recordings().into_iter().next()?;
-        (recorded_secs(&path) >= 18.0).then_some(path)
-    })
-    .expect("baresip recorded 18 s of Ringside's audio");
-    baresip.hangup().expect("hangup");
-    baresip
-        .wait_event("CALL_CLOSED", SETTLE)
-        .expect("call closed");
-    let stopped = poll_until(SETTLE, POLL, || {
-        let log = setup.ringside.stderr();
-        log.lines()
-            .find(|l| l.contains("call media stopped"))
-            .map(str::to_owned)
-    })
-    .expect("ringside stopped the call's media");
+    let recording = baresip_recording(&baresip, 18.0, Duration::from_secs(45));
+    let log = baresip_hangs_up(&setup, &mut baresip);
+    let stopped = log
+        .lines()
+        .find(|l| l.contains("call media stopped"))
+        .unwrap_or_default();
     assert!(
         stopped.contains("loss_expected: false"),
         "the peer's reports did not clear the path for CELT: {stopped}"
