@@ -10,8 +10,9 @@
 //!   from the next packet with [`Decoder::decode_fec`]. The LBRR copy is a second run of SILK's
 //!   quantiser, 25–35 % of the encoder's CPU, and its bits come out of the main stream (on a
 //!   clean path PESQ-WB is 0.4–0.6 higher without it). So the encoder starts with FEC for the
-//!   configured loss and the session turns it off while the peer's RTCP reports show none
-//!   ([`Encoder::set_loss_expected`]; the policy is in [`crate::session`]).
+//!   configured loss and the session turns it off while the path shows none: first the
+//!   peer's own stream, then its RTCP reports ([`Encoder::set_loss_expected`]; the policy is
+//!   in [`crate::session`]).
 //! - **CELT on a clean path, SILK on a lossy one, at 64 kb/s.** SILK's noise-shaping
 //!   quantiser is most of an Opus call's CPU (~120 µs per 20 ms frame at complexity 6);
 //!   CELT codes the same wideband speech in ~45 µs. CELT needs bits for speech: at 24–48 kb/s

@@ -32,9 +32,9 @@
 //! The peer's RTCP reports about our stream tell the encoder whether loss is expected
 //! ([`Encoder::set_loss_expected`]): Opus sends in-band FEC only then, which saves 25–35 %
 //! of its encoder's CPU on a clean path and gives the bits to the voice. It is expected from
-//! the start, stops after [`CLEAN_REPORTS`] loss-free reports in a row, and comes back with
-//! the first report of any loss or after [`REPORT_SILENCE`] without reports
-//! (`session/loss.rs`).
+//! the start, stops after [`CLEAN_INBOUND`] of the peer's stream without a gap (until the first
+//! report) or after [`CLEAN_REPORTS`] loss-free reports in a row, and comes back with the
+//! first report of any loss or after [`REPORT_SILENCE`] without reports (`session/loss.rs`).
 //!
 //! # Allocation
 //! Buffers are sized at construction; the audio path itself does not allocate. Left over:
@@ -76,7 +76,7 @@ use crate::resample::{ResampleError, Resampler};
 use dtmf::{DtmfReceiver, DtmfSender};
 pub use dtmf::{digit_to_event, event_to_digit};
 use loss::LossWatch;
-pub use loss::{CLEAN_REPORTS, REPORT_SILENCE};
+pub use loss::{CLEAN_INBOUND, CLEAN_REPORTS, REPORT_SILENCE};
 use rtcp::{NtpClock, ReceptionStats, Rng};
 
 /// Nominal RTCP report interval (RFC 3550 minimum); each interval is randomised ×0.5..1.5.
@@ -684,6 +684,9 @@ impl MediaSession {
             let elapsed = now.saturating_duration_since(self.epoch);
             let arrival = (elapsed.as_nanos() * u128::from(clock) / 1_000_000_000) as u32;
             self.rx.update_jitter(arrival, header.timestamp);
+            if let Some(expected) = self.loss.on_inbound(now, self.rx.lost()) {
+                set_loss_expected(&mut *self.pipe.encoder, expected);
+            }
             if self.config.receive {
                 let meta = RtpPacketMeta {
                     sequence: header.sequence_number,

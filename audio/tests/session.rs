@@ -459,6 +459,43 @@ fn expected_loss_follows_the_peers_reports() {
     assert!(p.a.stats().loss_expected);
 }
 
+/// The Opus mode of an RTP packet's payload (RFC 6716 §3.1, TOC configs 16–31 are CELT).
+fn is_celt(rtp: &[u8]) -> bool {
+    rtp.get(12).is_some_and(|toc| toc >> 3 >= 16)
+}
+
+/// Before any report, the peer's own stream is the evidence: clean for `CLEAN_INBOUND` and
+/// FEC (SILK) stops, with gaps it stays on. The first report about our direction still wins.
+#[test]
+fn expected_loss_ends_early_when_the_peers_stream_arrives_clean() {
+    let mut p = Pair::codec(CodecKind::Opus);
+    // No reports yet; A's stream to B loses 5 %, B's to A nothing.
+    let mut rng = Lcg(7);
+    p.drop_ab = Box::new(move |d| is_rtcp(d) || rng.chance(0.05));
+    p.drop_ba = Box::new(is_rtcp);
+    let clean = ringside_audio::session::CLEAN_INBOUND.as_secs_f64();
+    p.run(clean - 0.2);
+    assert!(p.a.stats().loss_expected, "not yet: {:?}", p.a.stats());
+    p.run(0.4);
+    let (sa, sb) = (p.a.stats(), p.b.stats());
+    assert!(!sa.loss_expected, "A hears a clean stream: {sa:?}");
+    assert!(sb.loss_expected, "B hears gaps: {sb:?}");
+    p.run(0.1);
+    let last = p.sent_by_a.iter().rev().find(|d| !is_rtcp(d)).expect("RTP");
+    assert!(
+        is_celt(last),
+        "A codes CELT on a clean path: TOC {:#04x}",
+        last[12]
+    );
+    // B's reports get through: they say A's direction loses, and A sends FEC (SILK) again.
+    p.drop_ba = Box::new(|_| false);
+    p.run(8.0);
+    let sa = p.a.stats();
+    assert!(sa.rtcp_received > 0 && sa.loss_expected, "A: {sa:?}");
+    let last = p.sent_by_a.iter().rev().find(|d| !is_rtcp(d)).expect("RTP");
+    assert!(!is_celt(last), "A codes SILK again: TOC {:#04x}", last[12]);
+}
+
 #[test]
 fn remote_ssrc_change_resets() {
     let mut p = Pair::codec(CodecKind::Pcmu);
