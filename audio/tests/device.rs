@@ -376,6 +376,22 @@ fn cpal_list_devices_works() {
             d.description
         );
     }
+    for d in &devices {
+        assert!(!d.name.is_empty(), "a device without a name: {d:?}");
+        assert!(
+            d.input || d.output,
+            "{} can neither capture nor play",
+            d.name
+        );
+    }
+    // ALSA always defines `null`, capture and playback (alsa-lib's own configuration): a
+    // listing without it means enumeration is broken, not that the machine lacks a card.
+    let null = devices.iter().find(|d| d.name == "null");
+    assert!(
+        null.is_some_and(|d| d.input && d.output),
+        "ALSA `null` missing from {:?}",
+        devices.iter().map(|d| &d.name).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -405,10 +421,10 @@ fn cpal_unknown_device_lists_the_available_ones() {
 fn cpal_alsa_null_smoke() {
     let spec = DeviceSpec::parse("device:null");
     let listed = device::list_devices().unwrap_or_default();
-    if !listed.iter().any(|d| d.name == "null") {
-        eprintln!("ALSA null PCM not listed; skipping");
-        return;
-    }
+    assert!(
+        listed.iter().any(|d| d.name == "null"),
+        "ALSA null PCM not listed: {listed:?}"
+    );
     match device::open_capture(&spec, 48_000) {
         Ok(mut cap) => {
             let rate = cap.rate_hz();
@@ -424,7 +440,7 @@ fn cpal_alsa_null_smoke() {
             eprintln!("ALSA null capture: {stats:?}");
             assert_eq!(stats.rate_hz, rate);
         }
-        Err(e) => eprintln!("ALSA null capture did not open: {e}"),
+        Err(e) => panic!("ALSA null capture did not open: {e}"),
     }
     match device::open_playback(&spec, 48_000) {
         Ok(mut play) => {
@@ -438,7 +454,7 @@ fn cpal_alsa_null_smoke() {
             play.finish().unwrap();
             play.finish().unwrap();
         }
-        Err(e) => eprintln!("ALSA null playback did not open: {e}"),
+        Err(e) => panic!("ALSA null playback did not open: {e}"),
     }
 }
 
