@@ -50,6 +50,35 @@ fn g711(c: &mut Criterion) {
                 black_box(out[n - 1])
             })
         });
+        // Each direction on its own (a call does both, every 20 ms).
+        let mut i = 0;
+        group.bench_function(format!("{name}_encode"), |b| {
+            b.iter(|| {
+                payload.clear();
+                enc.encode(black_box(frames[i % frames.len()]), &mut payload)
+                    .expect("encode");
+                i += 1;
+                black_box(payload[0])
+            })
+        });
+        let encoded: Vec<Vec<u8>> = frames
+            .iter()
+            .map(|frame| {
+                let mut p = Vec::with_capacity(160);
+                enc.encode(frame, &mut p).expect("encode");
+                p
+            })
+            .collect();
+        let mut i = 0;
+        group.bench_function(format!("{name}_decode"), |b| {
+            b.iter(|| {
+                let n = dec
+                    .decode(black_box(&encoded[i % encoded.len()]), &mut out)
+                    .expect("decode");
+                i += 1;
+                black_box(out[n - 1])
+            })
+        });
         // Concealment: one lost frame after every three good ones (start-of-erasure pitch
         // search included, which is the expensive path).
         let mut i = 0;
