@@ -85,8 +85,62 @@ pub enum Event {
         /// A human explanation (reason phrase, timeout, SDP problem).
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+        /// How the call's audio fared; absent when it had none. Filled by the shell, which
+        /// owns the media (the core leaves it `None`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        media: Option<MediaQuality>,
     },
 }
+
+/// How a call's audio fared, on its `call.ended`: RTP/RTCP counters and the jitter buffer's
+/// statistics (the NetEQ set). `packets_lost` and `jitter_ms` are what we measured of the
+/// peer's stream; `remote_*` what the peer's RTCP said of ours. Times are rounded to 0.1 ms and
+/// rates to 4 decimals, so every value is finite and the type can be `Eq`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaQuality {
+    /// `PCMU`, `PCMA` or `opus`.
+    pub codec: String,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    /// RFC 3550 cumulative loss of the peer's stream (negative with duplicates).
+    pub packets_lost: i64,
+    /// RFC 3550 interarrival jitter of the peer's stream.
+    pub jitter_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_packets_lost: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_jitter_ms: Option<f64>,
+    /// Round-trip time from the last RTCP report that allowed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    pub jitter_buffer: JitterBufferQuality,
+}
+
+impl Eq for MediaQuality {}
+
+/// The jitter buffer's statistics over a call (see `ringside_audio::jitter::JitterStats`).
+/// Rates are shares of the frames played (0 to 1).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JitterBufferQuality {
+    pub mean_delay_ms: f64,
+    pub max_delay_ms: f64,
+    /// The delay it aimed for at the end.
+    pub target_delay_ms: f64,
+    /// Frames concealed (loss or late packets).
+    pub expand_rate: f64,
+    /// Frames rebuilt from the next packet's Opus FEC.
+    pub fec_rate: f64,
+    /// Frames shortened / lengthened to follow the target delay or clock drift.
+    pub accelerate_rate: f64,
+    pub preemptive_rate: f64,
+    pub lost_packets: u64,
+    /// Packets that came after their play-out time.
+    pub late_packets: u64,
+    /// Packets dropped because the buffer overflowed or they were duplicates or far off.
+    pub discarded_packets: u64,
+}
+
+impl Eq for JitterBufferQuality {}
 
 /// A call as every front end sees it.
 ///
@@ -425,13 +479,51 @@ mod tests {
             reason: EndReason::Interrupted,
             status_code: None,
             detail: None,
+            media: None,
         });
         assert_eq!(json["type"], "call.ended");
+        assert!(json.get("media").is_none(), "no media, no field: {json}");
         assert_eq!(json["account"], "office");
         assert_eq!(json["call"]["call_id"], "a84b@pc33");
         assert_eq!(json["call"]["end_reason"], "interrupted");
         assert_eq!(json["call"]["remote"]["display_name"], "Alice");
         let back: CallInfo = serde_json::from_value(json["call"].clone()).unwrap();
         assert_eq!(back, call);
+
+        let media = MediaQuality {
+            codec: "opus".into(),
+            packets_sent: 3000,
+            packets_received: 2990,
+            packets_lost: 10,
+            jitter_ms: 1.3,
+            remote_packets_lost: Some(0),
+            remote_jitter_ms: None,
+            rtt_ms: Some(0.8),
+            jitter_buffer: JitterBufferQuality {
+                mean_delay_ms: 40.3,
+                max_delay_ms: 60.0,
+                target_delay_ms: 23.0,
+                expand_rate: 0.0033,
+                fec_rate: 0.002,
+                accelerate_rate: 0.0,
+                preemptive_rate: 0.0,
+                lost_packets: 10,
+                late_packets: 0,
+                discarded_packets: 0,
+            },
+        };
+        let json = envelope(Event::CallEnded {
+            call,
+            reason: EndReason::RemoteHangup,
+            status_code: None,
+            detail: None,
+            media: Some(media),
+        });
+        assert_eq!(json["media"]["codec"], "opus");
+        assert_eq!(json["media"]["packets_lost"], 10);
+        assert_eq!(json["media"]["rtt_ms"], 0.8);
+        assert!(json["media"].get("remote_jitter_ms").is_none());
+        assert_eq!(json["media"]["jitter_buffer"]["expand_rate"], 0.0033);
+        assert_eq!(json["media"]["jitter_buffer"]["mean_delay_ms"], 40.3);
     }
 }

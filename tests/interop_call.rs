@@ -181,6 +181,23 @@ fn call_and_listen(setup: &mut Setup, baresip_codecs: &[&str], sdp_format: &str)
     let recording = baresip_recording(&baresip, 2.5, SETTLE);
     baresip_hangs_up(setup, &mut baresip);
 
+    // `call.ended` reports how the audio fared: ~2.5 s each way, nothing lost on loopback.
+    let ended = wait_events(&setup.ringside, "call.ended", 1);
+    let media = &ended[0]["media"];
+    let codec = media["codec"].as_str().unwrap_or_default();
+    assert!(
+        sdp_format.to_lowercase().starts_with(&codec.to_lowercase()) && !codec.is_empty(),
+        "call.ended names the codec {sdp_format}: {media}"
+    );
+    for counter in ["packets_sent", "packets_received"] {
+        assert!(media[counter].as_u64() > Some(100), "{counter}: {media}");
+    }
+    assert_eq!(media["packets_lost"], 0, "{media}");
+    assert!(
+        media["jitter_buffer"]["mean_delay_ms"].as_f64() > Some(0.0),
+        "{media}"
+    );
+
     // Each side must hear the other's tone (see assert_tone_flows).
     let wav = read_wav(&recording).expect("baresip recording");
     assert_tone_flows(&wav.mono(), wav.sample_rate, RINGSIDE_TONE_HZ, "baresip");

@@ -1503,6 +1503,7 @@ impl Calls {
             reason,
             status_code,
             detail,
+            media: None,
         });
     }
 

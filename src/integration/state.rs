@@ -309,6 +309,7 @@ pub fn interrupted(mut call: CallInfo) -> Event {
         reason: EndReason::Interrupted,
         status_code: None,
         detail: Some("Ringside stopped while the call was in progress".into()),
+        media: None,
     }
 }
 
@@ -381,6 +382,7 @@ mod tests {
                 reason: EndReason::RemoteHangup,
                 status_code: None,
                 detail: None,
+                media: None,
             },
         );
         let info = ended.call().unwrap();

@@ -80,7 +80,7 @@ use ringside_audio::tones::{self, ToneGenerator};
 
 use crate::core::call::MediaAction;
 use crate::core::sdp::{CodecKind, Direction, NegotiatedAudio, PayloadFormat};
-use crate::events::Event;
+use crate::events::{Event, JitterBufferQuality, MediaQuality};
 
 use super::tick_phase::{TickMove, TickPhase};
 
@@ -190,6 +190,8 @@ pub(crate) struct MediaEngine {
     tick_phase: TickPhase,
     /// A move of the tick schedule for the run loop to carry out.
     tick_shift: Option<TickMove>,
+    /// How the audio of calls whose media stopped fared, until their `call.ended` takes it.
+    stopped: HashMap<String, MediaQuality>,
 }
 
 impl std::fmt::Debug for MediaEngine {
@@ -223,6 +225,7 @@ impl MediaEngine {
             media_clock: None,
             tick_phase: TickPhase::default(),
             tick_shift: None,
+            stopped: HashMap::new(),
         }
     }
 
@@ -329,6 +332,8 @@ impl MediaEngine {
                 if let Some(media) = self.calls.remove(&call) {
                     let stats = media.session.stats();
                     tracing::info!(%call, ?stats, "call media stopped");
+                    let quality = media_quality(&media.session);
+                    self.stopped.insert(call, quality);
                 }
                 self.release_devices();
             }
@@ -510,6 +515,14 @@ impl MediaEngine {
         };
         if let Err(error) = canceller.process(&self.played, &mut self.capture_frame) {
             tracing::debug!(%error, "echo cancellation skipped");
+        }
+    }
+
+    /// Adds to a `call.ended` how the call's audio fared (its media stopped just before, in
+    /// the same engine step); other events pass unchanged.
+    pub(crate) fn add_media_quality(&mut self, event: &mut Event) {
+        if let Event::CallEnded { call, media, .. } = event {
+            *media = self.stopped.remove(&call.id);
         }
     }
 
@@ -732,6 +745,36 @@ fn resampler(from: u32, to: u32) -> Option<Resampler> {
 /// Whether `spec` is a sound card (as opposed to a file or the null device).
 fn is_sound_card(spec: &DeviceSpec) -> bool {
     matches!(spec, DeviceSpec::Default | DeviceSpec::Named(_))
+}
+
+/// A session's statistics as `call.ended` carries them (rounded: see [`MediaQuality`]).
+fn media_quality(session: &MediaSession) -> MediaQuality {
+    let ms = |v: f64| (v * 10.0).round() / 10.0;
+    let rate = |v: f64| (v * 10_000.0).round() / 10_000.0;
+    let stats = session.stats();
+    let jitter = stats.jitter_buffer;
+    MediaQuality {
+        codec: session.config().codec.sdp_name().to_owned(),
+        packets_sent: stats.packets_sent,
+        packets_received: stats.packets_received,
+        packets_lost: stats.packets_lost,
+        jitter_ms: ms(stats.jitter_ms),
+        remote_packets_lost: stats.remote_packets_lost,
+        remote_jitter_ms: stats.remote_jitter_ms.map(ms),
+        rtt_ms: stats.rtt_ms.map(ms),
+        jitter_buffer: JitterBufferQuality {
+            mean_delay_ms: ms(jitter.mean_delay_ms),
+            max_delay_ms: ms(jitter.max_delay_ms),
+            target_delay_ms: ms(jitter.target_delay_ms),
+            expand_rate: rate(jitter.expand_rate),
+            fec_rate: rate(jitter.fec_rate),
+            accelerate_rate: rate(jitter.accelerate_rate),
+            preemptive_rate: rate(jitter.preemptive_rate),
+            lost_packets: jitter.lost_packets,
+            late_packets: jitter.late_packets,
+            discarded_packets: jitter.discarded_packets,
+        },
+    }
 }
 
 fn rtcp_of(rtp: SocketAddr) -> SocketAddr {
@@ -1024,6 +1067,7 @@ mod tests {
             reason: crate::events::EndReason::Cancelled,
             status_code: None,
             detail: None,
+            media: None,
         });
         assert_eq!(engine.progress_tone, Some(ProgressTone::Ringtone));
         engine.follow_call_event(&Event::CallEstablished { call: info("b") });
@@ -1155,6 +1199,40 @@ mod tests {
         let peer_stats = peer.stats();
         assert!(peer_stats.packets_received > 0, "{peer_stats:?}");
         assert_eq!(peer_stats.srtp_errors, 0, "{peer_stats:?}");
+
+        // The call ends: its `call.ended` carries how the audio fared; other events do not.
+        engine.apply(
+            crate::shell::now(),
+            MediaAction::Stop {
+                call: "c".to_owned(),
+            },
+        );
+        let mut other = Event::CallEstablished { call: info("c") };
+        engine.add_media_quality(&mut other);
+        let mut ended = Event::CallEnded {
+            call: info("c"),
+            reason: crate::events::EndReason::RemoteHangup,
+            status_code: None,
+            detail: None,
+            media: None,
+        };
+        engine.add_media_quality(&mut ended);
+        let Event::CallEnded {
+            media: Some(quality),
+            ..
+        } = &ended
+        else {
+            panic!("no media quality on call.ended: {ended:?}");
+        };
+        assert_eq!(quality.codec, "PCMU");
+        assert_eq!(quality.packets_received, 10, "{quality:?}");
+        assert!(quality.packets_sent > 0, "{quality:?}");
+        assert_eq!(quality.packets_lost, 0, "{quality:?}");
+        assert!(quality.jitter_buffer.mean_delay_ms > 0.0, "{quality:?}");
+        // Taken once: a second `call.ended` for the same id (there is none) gets nothing.
+        let mut again = ended.clone();
+        engine.add_media_quality(&mut again);
+        assert!(matches!(again, Event::CallEnded { media: None, .. }));
     }
 
     #[cfg(target_os = "linux")]

@@ -417,7 +417,8 @@ impl Engine {
                 other => tracing::debug!(%call, ?other, "media event"),
             }
         }
-        while let Some(event) = self.core.poll_event() {
+        while let Some(mut event) = self.core.poll_event() {
+            self.media.add_media_quality(&mut event);
             self.media.follow_call_event(&event);
             self.event_backlog.push_back(Box::new(event));
         }
