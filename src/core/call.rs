@@ -6,6 +6,11 @@
 //! when a single state machine per call decides them. [`Calls::end`] is the only place a call
 //! leaves the table, and it always emits `call.ended`, so every call that starts ends once.
 //!
+//! Hang-up, ring timeout and shutdown give up on an outgoing INVITE the same way
+//! (`abandon_invite`): CANCEL once a provisional has come, and the call stays until the INVITE
+//! ends. Ending it at once would leave a 2xx that crosses the CANCEL matching no call: never
+//! ACKed nor BYEd, the callee would sit in a silent answered call.
+//!
 //! ```text
 //!  outbound:  Dial ─► INVITE ─► 1xx: Ringing / EarlyMedia ─► 2xx: ACK, Established
 //!                        │ 401/407: INVITE again with credentials     │ Hold/Resume: re-INVITE
@@ -191,9 +196,29 @@ impl SessionTimer {
 struct OutgoingInvite {
     tx: ClientTxId,
     request: Request,
+    /// Any 1xx, 100 Trying included: from then on a CANCEL may be sent (RFC 3261 §9.1).
     provisional_received: bool,
-    cancel_requested: bool,
+    /// We gave up on the INVITE; the call ends when the INVITE does (see [`abandon_invite`]).
+    abandoned: Option<Abandoned>,
     challenge_answers: u8,
+}
+
+/// Why we gave up on our INVITE before its final response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Abandoned {
+    Hangup,
+    RingTimeout,
+    Shutdown,
+}
+
+impl Abandoned {
+    fn end_reason(self) -> EndReason {
+        match self {
+            Self::Hangup => EndReason::Cancelled,
+            Self::RingTimeout => EndReason::NoAnswer,
+            Self::Shutdown => EndReason::LocalHangup,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -633,13 +658,8 @@ impl Calls {
             // Hanging up a ringing inbound call declines it.
             return self.reject(ctx, id, Some(603));
         }
-        if let Some(outgoing) = call.outgoing.as_mut() {
-            outgoing.cancel_requested = true;
-            if outgoing.provisional_received {
-                send_cancel(ctx, call);
-            }
-            // Without a provisional response, RFC 3261 §9.1 forbids CANCEL: it goes out on the
-            // first 1xx; a 2xx instead is answered with ACK + BYE.
+        if call.outgoing.is_some() {
+            abandon_invite(ctx, call, Abandoned::Hangup);
             return Ok(());
         }
         let bye = call.in_dialog_request(Method::Bye, ctx.rng, ctx.user_agent);
@@ -763,14 +783,8 @@ impl Calls {
                     Some("shutting down".into()),
                 );
             } else if call.outgoing.is_some() {
-                if call
-                    .outgoing
-                    .as_ref()
-                    .is_some_and(|o| o.provisional_received)
-                {
-                    send_cancel(ctx, call);
-                }
-                self.end(ctx, &id, EndReason::LocalHangup, None, None);
+                // Ends when the INVITE does; `is_shut_down` waits for it.
+                abandon_invite(ctx, call, Abandoned::Shutdown);
             } else {
                 let bye = call.in_dialog_request(Method::Bye, ctx.rng, ctx.user_agent);
                 send_request(ctx, call, bye);
@@ -1065,14 +1079,16 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        if call.outgoing.as_ref().is_some_and(|o| o.tx == tx) {
-            let cancelled = call.outgoing.as_ref().is_some_and(|o| o.cancel_requested);
-            let reason = if cancelled {
-                EndReason::Cancelled
-            } else {
-                EndReason::Failed
+        if let Some(outgoing) = call.outgoing.as_ref().filter(|o| o.tx == tx) {
+            // Timer B, or the 64*T1 guard after our CANCEL (RFC 3261 §9.1).
+            let (reason, detail) = match outgoing.abandoned {
+                Some(why) if outgoing.provisional_received => {
+                    (why.end_reason(), "no final response after CANCEL")
+                }
+                Some(why) => (why.end_reason(), "no response (Timer B)"),
+                None => (EndReason::Failed, "no response (Timer B)"),
             };
-            self.end(ctx, &id, reason, None, Some("no response (Timer B)".into()));
+            self.end(ctx, &id, reason, None, Some(detail.into()));
         } else if call.reinvite.as_ref().is_some_and(|r| r.0 == tx) {
             // RFC 3261 §14.1: a re-INVITE that times out ends the dialog.
             call.reinvite = None;
@@ -1093,7 +1109,6 @@ impl Calls {
         let now = ctx.now;
         let t2 = ctx.timers.t2;
         let mut to_end: Vec<(String, EndReason, Option<String>)> = Vec::new();
-        let mut to_cancel: Vec<String> = Vec::new();
         let mut glare: Vec<(String, ReInvitePurpose)> = Vec::new();
         let mut refresh: Vec<String> = Vec::new();
         for call in self.calls.values_mut() {
@@ -1116,9 +1131,7 @@ impl Calls {
             }
             if call.ring_deadline.is_some_and(|at| now >= at) {
                 call.ring_deadline = None;
-                if call.outgoing.is_some() {
-                    to_cancel.push(call.id.clone());
-                }
+                abandon_invite(ctx, call, Abandoned::RingTimeout);
             }
             if let Some(timer) = call.session_timer.as_mut().filter(|t| now >= t.deadline) {
                 if timer.we_refresh {
@@ -1144,18 +1157,6 @@ impl Calls {
                 send_request(ctx, call, bye);
             }
             self.end(ctx, &id, reason, None, detail);
-        }
-        for id in to_cancel {
-            if let Some(call) = self.calls.get_mut(&id) {
-                let provisional = call
-                    .outgoing
-                    .as_ref()
-                    .is_some_and(|o| o.provisional_received);
-                if provisional {
-                    send_cancel(ctx, call);
-                }
-            }
-            self.end(ctx, &id, EndReason::NoAnswer, None, None);
         }
         for id in refresh {
             if let Some(call) = self.calls.get_mut(&id)
@@ -1187,18 +1188,21 @@ impl Calls {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
+        let abandoned = call.outgoing.as_ref().and_then(|o| o.abandoned);
         match code {
-            100 => {}
-            101..=199 => {
+            100..=199 => {
                 let first = call
                     .outgoing
-                    .as_ref()
-                    .is_some_and(|o| !o.provisional_received);
-                if let Some(outgoing) = call.outgoing.as_mut() {
-                    outgoing.provisional_received = true;
+                    .as_mut()
+                    .is_some_and(|o| !std::mem::replace(&mut o.provisional_received, true));
+                if abandoned.is_some() {
+                    // The CANCEL waited for this first 1xx; the call reports nothing more.
+                    if first {
+                        send_cancel(ctx, call);
+                    }
+                    return;
                 }
-                if call.outgoing.as_ref().is_some_and(|o| o.cancel_requested) && first {
-                    send_cancel(ctx, call);
+                if code == 100 {
                     return;
                 }
                 if call.remote_tag.is_none() {
@@ -1226,7 +1230,6 @@ impl Calls {
                 }
             }
             200..=299 => {
-                let cancel_requested = call.outgoing.as_ref().is_some_and(|o| o.cancel_requested);
                 call.remote_tag = to_tag(response).or(call.remote_tag.take());
                 if let Some(contact) = header_value(response.headers(), "Contact") {
                     call.remote_target = addr_uri(contact).to_owned();
@@ -1245,11 +1248,12 @@ impl Calls {
                 call.ring_deadline = None;
                 call.session_timer = session_timer_of_answer(response, ctx.now);
                 send_ack(ctx, call, response);
-                if cancel_requested {
-                    // The 2xx crossed our CANCEL: end the dialog it created (RFC 3261 §15).
+                if let Some(why) = abandoned {
+                    // The 2xx crossed our CANCEL (or came before it could be sent): end the
+                    // dialog it created (RFC 3261 §15).
                     let bye = call.in_dialog_request(Method::Bye, ctx.rng, ctx.user_agent);
                     send_request(ctx, call, bye);
-                    self.end(ctx, id, EndReason::Cancelled, None, None);
+                    self.end(ctx, id, why.end_reason(), None, None);
                     return;
                 }
                 let negotiated = if response.body.is_empty() {
@@ -1281,7 +1285,7 @@ impl Calls {
                     }
                 }
             }
-            401 | 407 => {
+            401 | 407 if abandoned.is_none() => {
                 let answers = call.outgoing.as_ref().map_or(0, |o| o.challenge_answers);
                 let sent_credentials = call.credentials.is_some();
                 let credentials = Credentials::from_challenge(response);
@@ -1302,19 +1306,25 @@ impl Calls {
                     }
                 }
             }
-            _ => {
-                let cancelled = call.outgoing.as_ref().is_some_and(|o| o.cancel_requested);
-                let reason = match code {
-                    487 if cancelled => EndReason::Cancelled,
-                    486 | 600 => EndReason::Busy,
-                    603 | 607 => EndReason::Declined,
-                    408 | 480 => EndReason::NoAnswer,
-                    _ if cancelled => EndReason::Cancelled,
-                    _ => EndReason::Failed,
-                };
-                let detail = reason_phrase(response);
-                self.end(ctx, id, reason, Some(code), Some(detail));
-            }
+            _ => match abandoned {
+                // Our ring timeout or shutdown ended the call, whatever the final status says.
+                Some(why @ (Abandoned::RingTimeout | Abandoned::Shutdown)) => {
+                    self.end(ctx, id, why.end_reason(), None, None);
+                }
+                Some(Abandoned::Hangup) | None => {
+                    let cancelled = abandoned.is_some();
+                    let reason = match code {
+                        487 if cancelled => EndReason::Cancelled,
+                        486 | 600 => EndReason::Busy,
+                        603 | 607 => EndReason::Declined,
+                        408 | 480 => EndReason::NoAnswer,
+                        _ if cancelled => EndReason::Cancelled,
+                        _ => EndReason::Failed,
+                    };
+                    let detail = reason_phrase(response);
+                    self.end(ctx, id, reason, Some(code), Some(detail));
+                }
+            },
         }
     }
 
@@ -1615,7 +1625,7 @@ fn send_initial_invite(
         tx,
         request,
         provisional_received: false,
-        cancel_requested: call.outgoing.as_ref().is_some_and(|o| o.cancel_requested),
+        abandoned: None,
         challenge_answers,
     });
     Ok(())
@@ -1660,6 +1670,24 @@ fn send_reinvite(ctx: &mut CallContext<'_>, call: &mut Call, purpose: ReInvitePu
     {
         Ok(tx) => call.reinvite = Some((tx, purpose, request)),
         Err(error) => tracing::warn!(call = %call.id, %error, "re-INVITE not sent"),
+    }
+}
+
+/// Gives up on our INVITE: the one path for hang-up, ring timeout and shutdown. CANCEL goes out
+/// now if a provisional has come, else on the first one (RFC 3261 §9.1). The call stays until
+/// the INVITE ends (487, Timer B, or the CANCEL guard), so a 2xx that crosses the CANCEL still
+/// finds it and gets ACK + BYE; it then ends once, with `why`'s reason.
+fn abandon_invite(ctx: &mut CallContext<'_>, call: &mut Call, why: Abandoned) {
+    call.ring_deadline = None;
+    let Some(outgoing) = call.outgoing.as_mut() else {
+        return;
+    };
+    if outgoing.abandoned.is_some() {
+        return;
+    }
+    outgoing.abandoned = Some(why);
+    if outgoing.provisional_received {
+        send_cancel(ctx, call);
     }
 }
 
