@@ -1005,7 +1005,6 @@ impl Calls {
         true
     }
 
-    /// The ACK for our 2xx.
     /// The ACK for our 2xx; after an offerless INVITE it carries the SDP answer.
     pub fn ack(&mut self, ctx: &mut CallContext<'_>, request: &Request) -> bool {
         let Some(id) = self.find_dialog(request) else {
@@ -1022,6 +1021,8 @@ impl Calls {
         let answer = sdp::parse(&String::from_utf8_lossy(&request.body))
             .and_then(|answer| sdp::accept_answer(&call.local_media, &answer));
         match answer {
+            // After an offerless re-INVITE the answer may hold or resume, as an offer may.
+            Ok(audio) if call.media_started => apply_remote_session(ctx, call, audio),
             Ok(audio) => {
                 call.negotiated = Some(audio.clone());
                 start_or_update_media(ctx, call, audio);
@@ -1341,6 +1342,10 @@ impl Calls {
         };
         match code {
             200..=299 => {
+                // Target refresh (RFC 3261 §12.2.1.2), before the ACK, which goes there too.
+                if let Some(contact) = header_value(response.headers(), "Contact") {
+                    call.remote_target = addr_uri(contact).to_owned();
+                }
                 send_ack(ctx, call, response);
                 let answer = sdp::parse(&String::from_utf8_lossy(&response.body))
                     .and_then(|answer| sdp::accept_answer(&call.local_media, &answer));
@@ -1413,9 +1418,6 @@ impl Calls {
             let _ = ctx.transactions.respond(ctx.now, tx, response);
             return;
         }
-        if let Some(contact) = header_value(request.headers(), "Contact") {
-            call.remote_target = addr_uri(contact).to_owned();
-        }
         call.local_media.session_version += 1;
         let offer_text = String::from_utf8_lossy(&request.body).into_owned();
         let result = if offer_text.trim().is_empty() {
@@ -1430,6 +1432,8 @@ impl Calls {
         let (answer_text, audio) = match result {
             Ok(answer) => answer,
             Err(error) => {
+                // A refused request changes nothing, the target included (RFC 3261 §12.2.2).
+                call.local_media.session_version -= 1;
                 let mut response = response_to(request, 488, None, None);
                 response
                     .headers
@@ -1438,6 +1442,10 @@ impl Calls {
                 return;
             }
         };
+        // Target refresh (RFC 3261 §12.2.2): our later requests go to the new Contact.
+        if let Some(contact) = header_value(request.headers(), "Contact") {
+            call.remote_target = addr_uri(contact).to_owned();
+        }
         let mut response = response_to(request, 200, None, None);
         response.headers.push(header("Contact", call.contact()));
         response
@@ -1462,21 +1470,9 @@ impl Calls {
                 give_up_at: ctx.now + ctx.timers.t1 * 64,
             });
         }
-        let Some(audio) = audio else {
-            call.awaiting_ack_answer = true;
-            return;
-        };
-        let remote_holds = matches!(audio.direction, Direction::RecvOnly | Direction::Inactive)
-            || audio.remote_rtp.ip().is_unspecified();
-        call.negotiated = Some(audio.clone());
-        start_or_update_media(ctx, call, audio);
-        if remote_holds != call.remote_hold {
-            call.remote_hold = remote_holds;
-            ctx.events.push_back(hold_event(
-                call.info(ctx.now),
-                remote_holds,
-                HoldParty::Remote,
-            ));
+        match audio {
+            Some(audio) => apply_remote_session(ctx, call, audio),
+            None => call.awaiting_ack_answer = true,
         }
     }
 
@@ -1778,6 +1774,23 @@ fn start_or_update_media(ctx: &mut CallContext<'_>, call: &mut Call, audio: Nego
             local_rtp: call.local_media.rtp,
             audio,
         });
+    }
+}
+
+/// Applies the session the peer's re-INVITE settled on (its offer, or the answer in its ACK)
+/// and reports a hold or resume by the peer.
+fn apply_remote_session(ctx: &mut CallContext<'_>, call: &mut Call, audio: NegotiatedAudio) {
+    let remote_holds = matches!(audio.direction, Direction::RecvOnly | Direction::Inactive)
+        || audio.remote_rtp.ip().is_unspecified();
+    call.negotiated = Some(audio.clone());
+    start_or_update_media(ctx, call, audio);
+    if remote_holds != call.remote_hold {
+        call.remote_hold = remote_holds;
+        ctx.events.push_back(hold_event(
+            call.info(ctx.now),
+            remote_holds,
+            HoldParty::Remote,
+        ));
     }
 }
 
