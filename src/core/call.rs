@@ -1,5 +1,6 @@
 //! Calls: INVITE dialogs as UAC and UAS (RFC 3261 §12–15), offer/answer (RFC 3264), hold and
-//! resume by re-INVITE, CANCEL, BYE, glare (491) and DTMF over SIP INFO.
+//! resume by re-INVITE, CANCEL, BYE, glare (491) and DTMF over SIP INFO (sent one INFO at a
+//! time: INFOs in flight together may arrive, and be played, out of order).
 //!
 //! Why one module owns the whole call: the events an integrator sees (`call.dialing` …
 //! `call.ended`) must be exactly right whatever the network does, and that is easiest to prove
@@ -280,6 +281,10 @@ struct Call {
     session_timer: Option<SessionTimer>,
     /// Offerless INVITE: our 200 carried the offer, the answer comes in the ACK.
     awaiting_ack_answer: bool,
+    /// SIP INFO DTMF: digits still to send, and the INFO in flight. One INFO at a time, the next
+    /// after the previous one's 2xx, so the peer sees the digits in order.
+    dtmf_info_queue: VecDeque<char>,
+    dtmf_info_tx: Option<ClientTxId>,
 }
 
 impl Call {
@@ -559,6 +564,8 @@ impl Calls {
             muted: false,
             session_timer: None,
             awaiting_ack_answer: false,
+            dtmf_info_queue: VecDeque::new(),
+            dtmf_info_tx: None,
         };
         ctx.events.push_back(Event::CallDialing {
             call: call.info(ctx.now),
@@ -735,21 +742,19 @@ impl Calls {
                 call: id.to_owned(),
                 digits: digits.clone(),
             });
-        } else {
             for digit in digits.chars() {
-                let mut info = call.in_dialog_request(Method::Info, ctx.rng, ctx.user_agent);
-                info.headers
-                    .push(header("Content-Type", "application/dtmf-relay"));
-                info.body = format!("Signal={digit}\r\nDuration=160\r\n").into_bytes();
-                send_request(ctx, call, info);
+                ctx.events.push_back(Event::CallDtmf {
+                    call: call.info(ctx.now),
+                    digit: digit.to_string(),
+                    direction: DtmfDirection::Sent,
+                });
             }
-        }
-        for digit in digits.chars() {
-            ctx.events.push_back(Event::CallDtmf {
-                call: call.info(ctx.now),
-                digit: digit.to_string(),
-                direction: DtmfDirection::Sent,
-            });
+        } else {
+            // Each digit's call.dtmf is emitted when its INFO goes out.
+            call.dtmf_info_queue.extend(digits.chars());
+            if call.dtmf_info_tx.is_none() {
+                send_next_dtmf_info(ctx, call);
+            }
         }
         Ok(())
     }
@@ -901,6 +906,8 @@ impl Calls {
             muted: false,
             session_timer: None,
             awaiting_ack_answer: false,
+            dtmf_info_queue: VecDeque::new(),
+            dtmf_info_tx: None,
         };
         let mut ringing = response_to(request, 180, None, Some(&call.local_tag));
         copy_record_route(request, &mut ringing);
@@ -1052,6 +1059,10 @@ impl Calls {
             .calls
             .get(&id)
             .is_some_and(|c| c.outgoing.as_ref().is_some_and(|o| o.tx == tx));
+        let is_dtmf_info = self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.dtmf_info_tx == Some(tx));
         let is_reinvite = self
             .calls
             .get(&id)
@@ -1060,6 +1071,18 @@ impl Calls {
             self.initial_invite_response(ctx, &id, response);
         } else if is_reinvite {
             self.reinvite_response(ctx, &id, response);
+        } else if is_dtmf_info {
+            let code = response_code(response);
+            if let Some(call) = self.calls.get_mut(&id)
+                && code >= 200
+            {
+                call.dtmf_info_tx = None;
+                if code < 300 {
+                    send_next_dtmf_info(ctx, call);
+                } else {
+                    drop_dtmf_info_queue(call, &format!("INFO refused with {code}"));
+                }
+            }
         } else if let Some(call) = self.calls.get_mut(&id) {
             // A 2xx retransmission to our (already acknowledged) INVITE: ACK again.
             if response_code(response) >= 200
@@ -1090,6 +1113,9 @@ impl Calls {
                 None => (EndReason::Failed, "no response (Timer B)"),
             };
             self.end(ctx, &id, reason, None, Some(detail.into()));
+        } else if call.dtmf_info_tx == Some(tx) {
+            call.dtmf_info_tx = None;
+            drop_dtmf_info_queue(call, "no response to INFO (Timer F)");
         } else if call.reinvite.as_ref().is_some_and(|r| r.0 == tx) {
             // RFC 3261 §14.1: a re-INVITE that times out ends the dialog.
             call.reinvite = None;
@@ -1524,6 +1550,7 @@ impl Calls {
             .find(|c| {
                 c.outgoing.as_ref().is_some_and(|o| o.tx == tx)
                     || c.reinvite.as_ref().is_some_and(|r| r.0 == tx)
+                    || c.dtmf_info_tx == Some(tx)
             })
             .map(|c| c.id.clone())
     }
@@ -1737,7 +1764,39 @@ fn send_ack(ctx: &mut CallContext<'_>, call: &mut Call, response: &Response) {
         .send_stateless(SipMessage::Request(ack), call.next_hop);
 }
 
-fn send_request(ctx: &mut CallContext<'_>, call: &mut Call, request: Request) {
+/// Sends the next queued DTMF digit as an `application/dtmf-relay` INFO and reports it.
+fn send_next_dtmf_info(ctx: &mut CallContext<'_>, call: &mut Call) {
+    let Some(digit) = call.dtmf_info_queue.pop_front() else {
+        return;
+    };
+    let mut info = call.in_dialog_request(Method::Info, ctx.rng, ctx.user_agent);
+    info.headers
+        .push(header("Content-Type", "application/dtmf-relay"));
+    info.body = format!("Signal={digit}\r\nDuration=160\r\n").into_bytes();
+    call.dtmf_info_tx = send_request(ctx, call, info);
+    if call.dtmf_info_tx.is_none() {
+        drop_dtmf_info_queue(call, "INFO not sent");
+        return;
+    }
+    ctx.events.push_back(Event::CallDtmf {
+        call: call.info(ctx.now),
+        digit: digit.to_string(),
+        direction: DtmfDirection::Sent,
+    });
+}
+
+/// A failed INFO drops the digits after it: sent later, they would dial something else.
+fn drop_dtmf_info_queue(call: &mut Call, why: &str) {
+    let dropped: String = call.dtmf_info_queue.drain(..).collect();
+    tracing::warn!(call = %call.id, why, dropped = %dropped, "DTMF over SIP INFO stopped");
+}
+
+/// Sends an in-dialog request (with credentials when the dialog has them); its transaction.
+fn send_request(
+    ctx: &mut CallContext<'_>,
+    call: &mut Call,
+    request: Request,
+) -> Option<ClientTxId> {
     let mut request = request;
     if let (Some(credentials), Some(identity)) = (call.credentials.as_mut(), call.identity.as_ref())
     {
@@ -1753,12 +1812,10 @@ fn send_request(ctx: &mut CallContext<'_>, call: &mut Call, request: Request) {
             request.headers.push(authorization);
         }
     }
-    if let Err(error) = ctx
-        .transactions
+    ctx.transactions
         .send_request(ctx.now, request, call.next_hop)
-    {
-        tracing::debug!(call = %call.id, %error, "in-dialog request not sent");
-    }
+        .inspect_err(|error| tracing::debug!(call = %call.id, %error, "in-dialog request not sent"))
+        .ok()
 }
 
 fn start_or_update_media(ctx: &mut CallContext<'_>, call: &mut Call, audio: NegotiatedAudio) {
