@@ -1,5 +1,6 @@
 //! re-INVITE glare (RFC 3261 §14): both sides offer at once; each answers the other 491 and
-//! Ringside retries after the RFC's random back-off (virtual time).
+//! Ringside retries after the RFC's random back-off: 2.1–4 s when it owns the Call-ID (it
+//! placed the call), 0–2 s otherwise (§14.1) (virtual time).
 mod common;
 
 use std::time::Duration;
@@ -44,5 +45,46 @@ fn crossing_reinvites_get_491_and_ours_is_retried() {
         waited >= Duration::from_millis(2100) && waited <= Duration::from_millis(4000),
         "{waited:?}"
     );
+    assert!(scenario.call_events(&call).contains(&"call.held"));
+}
+
+#[test]
+fn the_side_that_did_not_place_the_call_retries_within_two_seconds() {
+    let mut scenario = phone_scenario(InviteReply::Silent);
+    scenario.phone().invite(&sdp_offer("sendrecv"));
+    scenario.exchange();
+    let call = scenario.only_call_id();
+    scenario
+        .command(Command::Answer { call: call.clone() })
+        .unwrap();
+
+    scenario.phones[0].hold_reinvites = true;
+    scenario
+        .command(Command::Hold { call: call.clone() })
+        .unwrap();
+    scenario.phone().send_in_dialog(
+        "INVITE",
+        None,
+        Some(("application/sdp", &sdp_offer("sendrecv"))),
+    );
+    scenario.exchange();
+    assert!(scenario.phones[0].response_codes().contains(&491));
+
+    scenario.phones[0].hold_reinvites = false;
+    scenario.phone().release_held_reinvite(491);
+    let refused_at = scenario.now;
+    scenario.exchange();
+    scenario.run_for(Duration::from_secs(5));
+    let invites: Vec<_> = scenario.phones[0]
+        .received
+        .iter()
+        .filter(|(_, m)| {
+            matches!(m, ringside::core::sip::SipMessage::Request(r) if r.method == Method::Invite)
+        })
+        .map(|(at, _)| *at)
+        .collect();
+    assert_eq!(invites.len(), 2, "the hold, then one retry");
+    let waited = invites[1] - refused_at;
+    assert!(waited <= Duration::from_millis(2000), "{waited:?}");
     assert!(scenario.call_events(&call).contains(&"call.held"));
 }

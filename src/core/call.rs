@@ -1,10 +1,16 @@
 //! Calls: INVITE dialogs as UAC and UAS (RFC 3261 §12–15), offer/answer (RFC 3264), hold and
-//! resume by re-INVITE, CANCEL, BYE, glare (491) and DTMF over SIP INFO.
+//! resume by re-INVITE, CANCEL, BYE, glare (491) and DTMF over SIP INFO (sent one INFO at a
+//! time: INFOs in flight together may arrive, and be played, out of order).
 //!
 //! Why one module owns the whole call: the events an integrator sees (`call.dialing` …
 //! `call.ended`) must be exactly right whatever the network does, and that is easiest to prove
 //! when a single state machine per call decides them. [`Calls::end`] is the only place a call
 //! leaves the table, and it always emits `call.ended`, so every call that starts ends once.
+//!
+//! Hang-up, ring timeout and shutdown give up on an outgoing INVITE the same way
+//! (`abandon_invite`): CANCEL once a provisional has come, and the call stays until the INVITE
+//! ends. Ending it at once would leave a 2xx that crosses the CANCEL matching no call: never
+//! ACKed nor BYEd, the callee would sit in a silent answered call.
 //!
 //! ```text
 //!  outbound:  Dial ─► INVITE ─► 1xx: Ringing / EarlyMedia ─► 2xx: ACK, Established
@@ -191,9 +197,29 @@ impl SessionTimer {
 struct OutgoingInvite {
     tx: ClientTxId,
     request: Request,
+    /// Any 1xx, 100 Trying included: from then on a CANCEL may be sent (RFC 3261 §9.1).
     provisional_received: bool,
-    cancel_requested: bool,
+    /// We gave up on the INVITE; the call ends when the INVITE does (see [`abandon_invite`]).
+    abandoned: Option<Abandoned>,
     challenge_answers: u8,
+}
+
+/// Why we gave up on our INVITE before its final response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Abandoned {
+    Hangup,
+    RingTimeout,
+    Shutdown,
+}
+
+impl Abandoned {
+    fn end_reason(self) -> EndReason {
+        match self {
+            Self::Hangup => EndReason::Cancelled,
+            Self::RingTimeout => EndReason::NoAnswer,
+            Self::Shutdown => EndReason::LocalHangup,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -255,6 +281,10 @@ struct Call {
     session_timer: Option<SessionTimer>,
     /// Offerless INVITE: our 200 carried the offer, the answer comes in the ACK.
     awaiting_ack_answer: bool,
+    /// SIP INFO DTMF: digits still to send, and the INFO in flight. One INFO at a time, the next
+    /// after the previous one's 2xx, so the peer sees the digits in order.
+    dtmf_info_queue: VecDeque<char>,
+    dtmf_info_tx: Option<ClientTxId>,
 }
 
 impl Call {
@@ -534,6 +564,8 @@ impl Calls {
             muted: false,
             session_timer: None,
             awaiting_ack_answer: false,
+            dtmf_info_queue: VecDeque::new(),
+            dtmf_info_tx: None,
         };
         ctx.events.push_back(Event::CallDialing {
             call: call.info(ctx.now),
@@ -633,13 +665,8 @@ impl Calls {
             // Hanging up a ringing inbound call declines it.
             return self.reject(ctx, id, Some(603));
         }
-        if let Some(outgoing) = call.outgoing.as_mut() {
-            outgoing.cancel_requested = true;
-            if outgoing.provisional_received {
-                send_cancel(ctx, call);
-            }
-            // Without a provisional response, RFC 3261 §9.1 forbids CANCEL: it goes out on the
-            // first 1xx; a 2xx instead is answered with ACK + BYE.
+        if call.outgoing.is_some() {
+            abandon_invite(ctx, call, Abandoned::Hangup);
             return Ok(());
         }
         let bye = call.in_dialog_request(Method::Bye, ctx.rng, ctx.user_agent);
@@ -715,21 +742,19 @@ impl Calls {
                 call: id.to_owned(),
                 digits: digits.clone(),
             });
-        } else {
             for digit in digits.chars() {
-                let mut info = call.in_dialog_request(Method::Info, ctx.rng, ctx.user_agent);
-                info.headers
-                    .push(header("Content-Type", "application/dtmf-relay"));
-                info.body = format!("Signal={digit}\r\nDuration=160\r\n").into_bytes();
-                send_request(ctx, call, info);
+                ctx.events.push_back(Event::CallDtmf {
+                    call: call.info(ctx.now),
+                    digit: digit.to_string(),
+                    direction: DtmfDirection::Sent,
+                });
             }
-        }
-        for digit in digits.chars() {
-            ctx.events.push_back(Event::CallDtmf {
-                call: call.info(ctx.now),
-                digit: digit.to_string(),
-                direction: DtmfDirection::Sent,
-            });
+        } else {
+            // Each digit's call.dtmf is emitted when its INFO goes out.
+            call.dtmf_info_queue.extend(digits.chars());
+            if call.dtmf_info_tx.is_none() {
+                send_next_dtmf_info(ctx, call);
+            }
         }
         Ok(())
     }
@@ -763,14 +788,8 @@ impl Calls {
                     Some("shutting down".into()),
                 );
             } else if call.outgoing.is_some() {
-                if call
-                    .outgoing
-                    .as_ref()
-                    .is_some_and(|o| o.provisional_received)
-                {
-                    send_cancel(ctx, call);
-                }
-                self.end(ctx, &id, EndReason::LocalHangup, None, None);
+                // Ends when the INVITE does; `is_shut_down` waits for it.
+                abandon_invite(ctx, call, Abandoned::Shutdown);
             } else {
                 let bye = call.in_dialog_request(Method::Bye, ctx.rng, ctx.user_agent);
                 send_request(ctx, call, bye);
@@ -887,6 +906,8 @@ impl Calls {
             muted: false,
             session_timer: None,
             awaiting_ack_answer: false,
+            dtmf_info_queue: VecDeque::new(),
+            dtmf_info_tx: None,
         };
         let mut ringing = response_to(request, 180, None, Some(&call.local_tag));
         copy_record_route(request, &mut ringing);
@@ -991,7 +1012,6 @@ impl Calls {
         true
     }
 
-    /// The ACK for our 2xx.
     /// The ACK for our 2xx; after an offerless INVITE it carries the SDP answer.
     pub fn ack(&mut self, ctx: &mut CallContext<'_>, request: &Request) -> bool {
         let Some(id) = self.find_dialog(request) else {
@@ -1008,6 +1028,8 @@ impl Calls {
         let answer = sdp::parse(&String::from_utf8_lossy(&request.body))
             .and_then(|answer| sdp::accept_answer(&call.local_media, &answer));
         match answer {
+            // After an offerless re-INVITE the answer may hold or resume, as an offer may.
+            Ok(audio) if call.media_started => apply_remote_session(ctx, call, audio),
             Ok(audio) => {
                 call.negotiated = Some(audio.clone());
                 start_or_update_media(ctx, call, audio);
@@ -1037,6 +1059,10 @@ impl Calls {
             .calls
             .get(&id)
             .is_some_and(|c| c.outgoing.as_ref().is_some_and(|o| o.tx == tx));
+        let is_dtmf_info = self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.dtmf_info_tx == Some(tx));
         let is_reinvite = self
             .calls
             .get(&id)
@@ -1045,6 +1071,18 @@ impl Calls {
             self.initial_invite_response(ctx, &id, response);
         } else if is_reinvite {
             self.reinvite_response(ctx, &id, response);
+        } else if is_dtmf_info {
+            let code = response_code(response);
+            if let Some(call) = self.calls.get_mut(&id)
+                && code >= 200
+            {
+                call.dtmf_info_tx = None;
+                if code < 300 {
+                    send_next_dtmf_info(ctx, call);
+                } else {
+                    drop_dtmf_info_queue(call, &format!("INFO refused with {code}"));
+                }
+            }
         } else if let Some(call) = self.calls.get_mut(&id) {
             // A 2xx retransmission to our (already acknowledged) INVITE: ACK again.
             if response_code(response) >= 200
@@ -1065,14 +1103,19 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        if call.outgoing.as_ref().is_some_and(|o| o.tx == tx) {
-            let cancelled = call.outgoing.as_ref().is_some_and(|o| o.cancel_requested);
-            let reason = if cancelled {
-                EndReason::Cancelled
-            } else {
-                EndReason::Failed
+        if let Some(outgoing) = call.outgoing.as_ref().filter(|o| o.tx == tx) {
+            // Timer B, or the 64*T1 guard after our CANCEL (RFC 3261 §9.1).
+            let (reason, detail) = match outgoing.abandoned {
+                Some(why) if outgoing.provisional_received => {
+                    (why.end_reason(), "no final response after CANCEL")
+                }
+                Some(why) => (why.end_reason(), "no response (Timer B)"),
+                None => (EndReason::Failed, "no response (Timer B)"),
             };
-            self.end(ctx, &id, reason, None, Some("no response (Timer B)".into()));
+            self.end(ctx, &id, reason, None, Some(detail.into()));
+        } else if call.dtmf_info_tx == Some(tx) {
+            call.dtmf_info_tx = None;
+            drop_dtmf_info_queue(call, "no response to INFO (Timer F)");
         } else if call.reinvite.as_ref().is_some_and(|r| r.0 == tx) {
             // RFC 3261 §14.1: a re-INVITE that times out ends the dialog.
             call.reinvite = None;
@@ -1093,7 +1136,6 @@ impl Calls {
         let now = ctx.now;
         let t2 = ctx.timers.t2;
         let mut to_end: Vec<(String, EndReason, Option<String>)> = Vec::new();
-        let mut to_cancel: Vec<String> = Vec::new();
         let mut glare: Vec<(String, ReInvitePurpose)> = Vec::new();
         let mut refresh: Vec<String> = Vec::new();
         for call in self.calls.values_mut() {
@@ -1116,9 +1158,7 @@ impl Calls {
             }
             if call.ring_deadline.is_some_and(|at| now >= at) {
                 call.ring_deadline = None;
-                if call.outgoing.is_some() {
-                    to_cancel.push(call.id.clone());
-                }
+                abandon_invite(ctx, call, Abandoned::RingTimeout);
             }
             if let Some(timer) = call.session_timer.as_mut().filter(|t| now >= t.deadline) {
                 if timer.we_refresh {
@@ -1144,18 +1184,6 @@ impl Calls {
                 send_request(ctx, call, bye);
             }
             self.end(ctx, &id, reason, None, detail);
-        }
-        for id in to_cancel {
-            if let Some(call) = self.calls.get_mut(&id) {
-                let provisional = call
-                    .outgoing
-                    .as_ref()
-                    .is_some_and(|o| o.provisional_received);
-                if provisional {
-                    send_cancel(ctx, call);
-                }
-            }
-            self.end(ctx, &id, EndReason::NoAnswer, None, None);
         }
         for id in refresh {
             if let Some(call) = self.calls.get_mut(&id)
@@ -1187,18 +1215,21 @@ impl Calls {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
+        let abandoned = call.outgoing.as_ref().and_then(|o| o.abandoned);
         match code {
-            100 => {}
-            101..=199 => {
+            100..=199 => {
                 let first = call
                     .outgoing
-                    .as_ref()
-                    .is_some_and(|o| !o.provisional_received);
-                if let Some(outgoing) = call.outgoing.as_mut() {
-                    outgoing.provisional_received = true;
+                    .as_mut()
+                    .is_some_and(|o| !std::mem::replace(&mut o.provisional_received, true));
+                if abandoned.is_some() {
+                    // The CANCEL waited for this first 1xx; the call reports nothing more.
+                    if first {
+                        send_cancel(ctx, call);
+                    }
+                    return;
                 }
-                if call.outgoing.as_ref().is_some_and(|o| o.cancel_requested) && first {
-                    send_cancel(ctx, call);
+                if code == 100 {
                     return;
                 }
                 if call.remote_tag.is_none() {
@@ -1226,7 +1257,6 @@ impl Calls {
                 }
             }
             200..=299 => {
-                let cancel_requested = call.outgoing.as_ref().is_some_and(|o| o.cancel_requested);
                 call.remote_tag = to_tag(response).or(call.remote_tag.take());
                 if let Some(contact) = header_value(response.headers(), "Contact") {
                     call.remote_target = addr_uri(contact).to_owned();
@@ -1245,11 +1275,12 @@ impl Calls {
                 call.ring_deadline = None;
                 call.session_timer = session_timer_of_answer(response, ctx.now);
                 send_ack(ctx, call, response);
-                if cancel_requested {
-                    // The 2xx crossed our CANCEL: end the dialog it created (RFC 3261 §15).
+                if let Some(why) = abandoned {
+                    // The 2xx crossed our CANCEL (or came before it could be sent): end the
+                    // dialog it created (RFC 3261 §15).
                     let bye = call.in_dialog_request(Method::Bye, ctx.rng, ctx.user_agent);
                     send_request(ctx, call, bye);
-                    self.end(ctx, id, EndReason::Cancelled, None, None);
+                    self.end(ctx, id, why.end_reason(), None, None);
                     return;
                 }
                 let negotiated = if response.body.is_empty() {
@@ -1281,7 +1312,7 @@ impl Calls {
                     }
                 }
             }
-            401 | 407 => {
+            401 | 407 if abandoned.is_none() => {
                 let answers = call.outgoing.as_ref().map_or(0, |o| o.challenge_answers);
                 let sent_credentials = call.credentials.is_some();
                 let credentials = Credentials::from_challenge(response);
@@ -1302,19 +1333,25 @@ impl Calls {
                     }
                 }
             }
-            _ => {
-                let cancelled = call.outgoing.as_ref().is_some_and(|o| o.cancel_requested);
-                let reason = match code {
-                    487 if cancelled => EndReason::Cancelled,
-                    486 | 600 => EndReason::Busy,
-                    603 | 607 => EndReason::Declined,
-                    408 | 480 => EndReason::NoAnswer,
-                    _ if cancelled => EndReason::Cancelled,
-                    _ => EndReason::Failed,
-                };
-                let detail = reason_phrase(response);
-                self.end(ctx, id, reason, Some(code), Some(detail));
-            }
+            _ => match abandoned {
+                // Our ring timeout or shutdown ended the call, whatever the final status says.
+                Some(why @ (Abandoned::RingTimeout | Abandoned::Shutdown)) => {
+                    self.end(ctx, id, why.end_reason(), None, None);
+                }
+                Some(Abandoned::Hangup) | None => {
+                    let cancelled = abandoned.is_some();
+                    let reason = match code {
+                        487 if cancelled => EndReason::Cancelled,
+                        486 | 600 => EndReason::Busy,
+                        603 | 607 => EndReason::Declined,
+                        408 | 480 => EndReason::NoAnswer,
+                        _ if cancelled => EndReason::Cancelled,
+                        _ => EndReason::Failed,
+                    };
+                    let detail = reason_phrase(response);
+                    self.end(ctx, id, reason, Some(code), Some(detail));
+                }
+            },
         }
     }
 
@@ -1331,6 +1368,10 @@ impl Calls {
         };
         match code {
             200..=299 => {
+                // Target refresh (RFC 3261 §12.2.1.2), before the ACK, which goes there too.
+                if let Some(contact) = header_value(response.headers(), "Contact") {
+                    call.remote_target = addr_uri(contact).to_owned();
+                }
                 send_ack(ctx, call, response);
                 let answer = sdp::parse(&String::from_utf8_lossy(&response.body))
                     .and_then(|answer| sdp::accept_answer(&call.local_media, &answer));
@@ -1403,9 +1444,6 @@ impl Calls {
             let _ = ctx.transactions.respond(ctx.now, tx, response);
             return;
         }
-        if let Some(contact) = header_value(request.headers(), "Contact") {
-            call.remote_target = addr_uri(contact).to_owned();
-        }
         call.local_media.session_version += 1;
         let offer_text = String::from_utf8_lossy(&request.body).into_owned();
         let result = if offer_text.trim().is_empty() {
@@ -1420,6 +1458,8 @@ impl Calls {
         let (answer_text, audio) = match result {
             Ok(answer) => answer,
             Err(error) => {
+                // A refused request changes nothing, the target included (RFC 3261 §12.2.2).
+                call.local_media.session_version -= 1;
                 let mut response = response_to(request, 488, None, None);
                 response
                     .headers
@@ -1428,6 +1468,10 @@ impl Calls {
                 return;
             }
         };
+        // Target refresh (RFC 3261 §12.2.2): our later requests go to the new Contact.
+        if let Some(contact) = header_value(request.headers(), "Contact") {
+            call.remote_target = addr_uri(contact).to_owned();
+        }
         let mut response = response_to(request, 200, None, None);
         response.headers.push(header("Contact", call.contact()));
         response
@@ -1452,21 +1496,9 @@ impl Calls {
                 give_up_at: ctx.now + ctx.timers.t1 * 64,
             });
         }
-        let Some(audio) = audio else {
-            call.awaiting_ack_answer = true;
-            return;
-        };
-        let remote_holds = matches!(audio.direction, Direction::RecvOnly | Direction::Inactive)
-            || audio.remote_rtp.ip().is_unspecified();
-        call.negotiated = Some(audio.clone());
-        start_or_update_media(ctx, call, audio);
-        if remote_holds != call.remote_hold {
-            call.remote_hold = remote_holds;
-            ctx.events.push_back(hold_event(
-                call.info(ctx.now),
-                remote_holds,
-                HoldParty::Remote,
-            ));
+        match audio {
+            Some(audio) => apply_remote_session(ctx, call, audio),
+            None => call.awaiting_ack_answer = true,
         }
     }
 
@@ -1519,6 +1551,7 @@ impl Calls {
             .find(|c| {
                 c.outgoing.as_ref().is_some_and(|o| o.tx == tx)
                     || c.reinvite.as_ref().is_some_and(|r| r.0 == tx)
+                    || c.dtmf_info_tx == Some(tx)
             })
             .map(|c| c.id.clone())
     }
@@ -1616,7 +1649,7 @@ fn send_initial_invite(
         tx,
         request,
         provisional_received: false,
-        cancel_requested: call.outgoing.as_ref().is_some_and(|o| o.cancel_requested),
+        abandoned: None,
         challenge_answers,
     });
     Ok(())
@@ -1661,6 +1694,24 @@ fn send_reinvite(ctx: &mut CallContext<'_>, call: &mut Call, purpose: ReInvitePu
     {
         Ok(tx) => call.reinvite = Some((tx, purpose, request)),
         Err(error) => tracing::warn!(call = %call.id, %error, "re-INVITE not sent"),
+    }
+}
+
+/// Gives up on our INVITE: the one path for hang-up, ring timeout and shutdown. CANCEL goes out
+/// now if a provisional has come, else on the first one (RFC 3261 §9.1). The call stays until
+/// the INVITE ends (487, Timer B, or the CANCEL guard), so a 2xx that crosses the CANCEL still
+/// finds it and gets ACK + BYE; it then ends once, with `why`'s reason.
+fn abandon_invite(ctx: &mut CallContext<'_>, call: &mut Call, why: Abandoned) {
+    call.ring_deadline = None;
+    let Some(outgoing) = call.outgoing.as_mut() else {
+        return;
+    };
+    if outgoing.abandoned.is_some() {
+        return;
+    }
+    outgoing.abandoned = Some(why);
+    if outgoing.provisional_received {
+        send_cancel(ctx, call);
     }
 }
 
@@ -1714,7 +1765,39 @@ fn send_ack(ctx: &mut CallContext<'_>, call: &mut Call, response: &Response) {
         .send_stateless(SipMessage::Request(ack), call.next_hop);
 }
 
-fn send_request(ctx: &mut CallContext<'_>, call: &mut Call, request: Request) {
+/// Sends the next queued DTMF digit as an `application/dtmf-relay` INFO and reports it.
+fn send_next_dtmf_info(ctx: &mut CallContext<'_>, call: &mut Call) {
+    let Some(digit) = call.dtmf_info_queue.pop_front() else {
+        return;
+    };
+    let mut info = call.in_dialog_request(Method::Info, ctx.rng, ctx.user_agent);
+    info.headers
+        .push(header("Content-Type", "application/dtmf-relay"));
+    info.body = format!("Signal={digit}\r\nDuration=160\r\n").into_bytes();
+    call.dtmf_info_tx = send_request(ctx, call, info);
+    if call.dtmf_info_tx.is_none() {
+        drop_dtmf_info_queue(call, "INFO not sent");
+        return;
+    }
+    ctx.events.push_back(Event::CallDtmf {
+        call: call.info(ctx.now),
+        digit: digit.to_string(),
+        direction: DtmfDirection::Sent,
+    });
+}
+
+/// A failed INFO drops the digits after it: sent later, they would dial something else.
+fn drop_dtmf_info_queue(call: &mut Call, why: &str) {
+    let dropped: String = call.dtmf_info_queue.drain(..).collect();
+    tracing::warn!(call = %call.id, why, dropped = %dropped, "DTMF over SIP INFO stopped");
+}
+
+/// Sends an in-dialog request (with credentials when the dialog has them); its transaction.
+fn send_request(
+    ctx: &mut CallContext<'_>,
+    call: &mut Call,
+    request: Request,
+) -> Option<ClientTxId> {
     let mut request = request;
     if let (Some(credentials), Some(identity)) = (call.credentials.as_mut(), call.identity.as_ref())
     {
@@ -1730,12 +1813,10 @@ fn send_request(ctx: &mut CallContext<'_>, call: &mut Call, request: Request) {
             request.headers.push(authorization);
         }
     }
-    if let Err(error) = ctx
-        .transactions
+    ctx.transactions
         .send_request(ctx.now, request, call.next_hop)
-    {
-        tracing::debug!(call = %call.id, %error, "in-dialog request not sent");
-    }
+        .inspect_err(|error| tracing::debug!(call = %call.id, %error, "in-dialog request not sent"))
+        .ok()
 }
 
 fn start_or_update_media(ctx: &mut CallContext<'_>, call: &mut Call, audio: NegotiatedAudio) {
@@ -1751,6 +1832,23 @@ fn start_or_update_media(ctx: &mut CallContext<'_>, call: &mut Call, audio: Nego
             local_rtp: call.local_media.rtp,
             audio,
         });
+    }
+}
+
+/// Applies the session the peer's re-INVITE settled on (its offer, or the answer in its ACK)
+/// and reports a hold or resume by the peer.
+fn apply_remote_session(ctx: &mut CallContext<'_>, call: &mut Call, audio: NegotiatedAudio) {
+    let remote_holds = matches!(audio.direction, Direction::RecvOnly | Direction::Inactive)
+        || audio.remote_rtp.ip().is_unspecified();
+    call.negotiated = Some(audio.clone());
+    start_or_update_media(ctx, call, audio);
+    if remote_holds != call.remote_hold {
+        call.remote_hold = remote_holds;
+        ctx.events.push_back(hold_event(
+            call.info(ctx.now),
+            remote_holds,
+            HoldParty::Remote,
+        ));
     }
 }
 

@@ -47,6 +47,9 @@ pub struct Phone {
     /// A re-INVITE from Ringside we have not answered yet (for glare tests).
     pub hold_reinvites: bool,
     pub held_reinvite: Option<Request>,
+    /// Leave INFOs from Ringside unanswered (DTMF pacing tests); they wait in `held_infos`.
+    pub hold_infos: bool,
+    pub held_infos: Vec<Request>,
     /// Do not acknowledge 2xx responses (to watch Ringside retransmit them).
     pub withhold_ack: bool,
     /// Extra header lines (each ending in CRLF) for the phone's 200 OK responses.
@@ -79,6 +82,8 @@ impl Phone {
             branch_counter: 0,
             hold_reinvites: false,
             held_reinvite: None,
+            hold_infos: false,
+            held_infos: Vec::new(),
             withhold_ack: false,
             answer_headers: String::new(),
             invite_headers: String::new(),
@@ -214,6 +219,7 @@ impl Phone {
                     self.respond(&invite, 487, Some(&tag), None);
                 }
             }
+            Method::Info if self.hold_infos => self.held_infos.push(request),
             Method::Bye | Method::Info => {
                 self.respond(&request, 200, None, None);
                 if request.method == Method::Bye {
@@ -354,6 +360,18 @@ Call-ID: {}\r\nCSeq: {number} {method}\r\nContact: <sip:1002@{PHONE_ADDR}>\r\n{c
             body_text.len()
         );
         self.outbox.push(text.into_bytes());
+    }
+
+    /// Answers the oldest held INFO with `code` (and forgets its retransmissions).
+    pub fn release_held_info(&mut self, code: u16) {
+        if self.held_infos.is_empty() {
+            return;
+        }
+        let request = self.held_infos.remove(0);
+        let cseq = header_value(request.headers(), "CSeq").map(str::to_owned);
+        self.held_infos
+            .retain(|r| header_value(r.headers(), "CSeq").map(str::to_owned) != cseq);
+        self.respond(&request, code, None, None);
     }
 
     /// Answers a held re-INVITE now (glare tests).
