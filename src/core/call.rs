@@ -23,7 +23,7 @@
 //! Media is not touched here: the call emits [`MediaAction`]s (start, update, stop, DTMF) that
 //! the shell's media engine carries out.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 
 use super::auth::{Credentials, Identity};
+use super::media_ports::MediaPorts;
 use super::message::{
     addr_uri, copy_record_route, header, header_param, header_value, new_branch, random_token,
     reason_phrase, response_to, split_header_list,
@@ -58,6 +59,8 @@ pub struct MediaConfig {
     /// Inclusive RTP port range; even ports are used (RTCP on port + 1).
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
+    /// Use only the ports the shell reports as bound (see [`super::media_ports`]).
+    pub shell_binds_ports: bool,
     pub codecs: Vec<CodecKind>,
     pub ptime_ms: u32,
     pub telephone_event_pt: Option<u8>,
@@ -74,6 +77,7 @@ impl MediaConfig {
             rtp_address,
             rtp_port_min: 30000,
             rtp_port_max: 30099,
+            shell_binds_ports: false,
             codecs: vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma],
             ptime_ms: 20,
             telephone_event_pt: Some(101),
@@ -126,7 +130,7 @@ pub enum CallError {
     },
     #[error("too many calls")]
     TooManyCalls,
-    #[error("no free RTP port in the configured range")]
+    #[error("no free RTP port pair in [media] rtp_ports (all in use by calls or other programs)")]
     NoMediaPort,
     #[error("invalid DTMF digits {0:?} (allowed: 0-9 * # A-D)")]
     InvalidDigits(String),
@@ -399,16 +403,16 @@ pub struct Calls {
     /// INVITE header names copied into `CallInfo::headers` (compared case-insensitively).
     passthrough_headers: Vec<String>,
     calls: HashMap<String, Call>,
-    ports_in_use: BTreeSet<u16>,
+    ports: MediaPorts,
 }
 
 impl Calls {
     pub fn new(config: MediaConfig, passthrough_headers: Vec<String>) -> Self {
         Self {
+            ports: MediaPorts::new(&config),
             config,
             passthrough_headers,
             calls: HashMap::new(),
-            ports_in_use: BTreeSet::new(),
         }
     }
 
@@ -839,7 +843,7 @@ impl Calls {
         let answer = match prepared {
             Ok(answer) => answer,
             Err(error) => {
-                self.ports_in_use.remove(&rtp_port);
+                self.ports.release(rtp_port);
                 let mut response = response_to(request, 488, None, Some(&tag));
                 response
                     .headers
@@ -1515,7 +1519,7 @@ impl Calls {
         let Some(mut call) = self.calls.remove(id) else {
             return;
         };
-        self.ports_in_use.remove(&call.rtp_port);
+        self.ports.release(call.rtp_port);
         if call.media_started {
             ctx.media.push_back(MediaAction::Stop {
                 call: call.id.clone(),
@@ -1573,13 +1577,16 @@ impl Calls {
     }
 
     fn allocate_port(&mut self) -> Result<u16, CallError> {
-        let first = self.config.rtp_port_min + self.config.rtp_port_min % 2;
-        let port = (first..=self.config.rtp_port_max)
-            .step_by(2)
-            .find(|port| !self.ports_in_use.contains(port))
-            .ok_or(CallError::NoMediaPort)?;
-        self.ports_in_use.insert(port);
-        Ok(port)
+        self.ports.allocate()
+    }
+
+    /// The RTP ports of calls and the shell's spare pairs.
+    pub fn ports(&self) -> &MediaPorts {
+        &self.ports
+    }
+
+    pub fn ports_mut(&mut self) -> &mut MediaPorts {
+        &mut self.ports
     }
 
     fn local_media(&self, rtp_port: u16, rng: &mut StdRng) -> LocalMedia {

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod call;
 pub mod echo;
 pub mod intercom;
+pub mod media_ports;
 pub mod message;
 pub mod registration;
 pub mod sdp;
@@ -368,6 +369,22 @@ impl Core {
     /// The next event for front ends.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The shell holds a bound RTP/RTCP pair at `port` and `port + 1` for a new call (see
+    /// [`media_ports`]).
+    pub fn add_media_port(&mut self, port: u16) {
+        self.calls.ports_mut().add_spare(port);
+    }
+
+    /// The shell takes back a spare pair; false when a call has it.
+    pub fn remove_media_port(&mut self, port: u16) -> bool {
+        self.calls.ports_mut().remove_spare(port)
+    }
+
+    /// The pairs the shell gave that no call uses, lowest first.
+    pub fn spare_media_ports(&self) -> Vec<u16> {
+        self.calls.ports().spare().collect()
     }
 
     /// The next thing the media engine must do.

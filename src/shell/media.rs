@@ -66,9 +66,11 @@
 //! file records the call's received audio, and a ring written into it would only pollute that
 //! recording.
 
+mod ports;
+
 use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ringside_audio::aec::EchoCanceller;
@@ -78,6 +80,7 @@ use ringside_audio::resample::Resampler;
 use ringside_audio::session::{MediaSession, SessionConfig, SessionEvent, SrtpKeys};
 use ringside_audio::tones::{self, ToneGenerator};
 
+use crate::core::Core;
 use crate::core::call::MediaAction;
 use crate::core::sdp::{CodecKind, Direction, NegotiatedAudio, PayloadFormat};
 use crate::events::{Event, JitterBufferQuality, MediaQuality};
@@ -112,6 +115,10 @@ pub struct AudioSettings {
     pub symmetric_rtp: bool,
     /// The Opus bit rate we send at most (`[media] opus_bitrate_bps`).
     pub opus_bitrate_bps: u32,
+    /// Where RTP sockets are bound (the SDP address) and `[media] rtp_ports`.
+    pub rtp_address: IpAddr,
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
 }
 
 /// A locally generated call-progress tone (see the module docs).
@@ -147,6 +154,8 @@ struct PlaybackDevice {
 }
 
 struct CallMedia {
+    /// The RTP port (RTCP on the next).
+    port: u16,
     /// Non-blocking, drained on every tick.
     rtp: MediaSocket,
     rtcp: MediaSocket,
@@ -163,6 +172,8 @@ struct CallMedia {
 pub(crate) struct MediaEngine {
     settings: AudioSettings,
     calls: HashMap<String, CallMedia>,
+    /// Socket pairs bound for calls whose media has not started yet.
+    ports: ports::PortPool,
     capture: Option<CaptureDevice>,
     playback: Option<PlaybackDevice>,
     /// One received datagram (reused).
@@ -206,6 +217,11 @@ impl MediaEngine {
     pub(crate) fn new(settings: AudioSettings, seed: u64) -> Self {
         Self {
             tones_audible: is_sound_card(&settings.playback),
+            ports: ports::PortPool::new(
+                settings.rtp_address,
+                settings.rtp_port_min,
+                settings.rtp_port_max,
+            ),
             settings,
             calls: HashMap::new(),
             capture: None,
@@ -305,6 +321,14 @@ impl MediaEngine {
         !self.calls.is_empty() || (self.tone_wanted() && self.playback.is_some())
     }
 
+    /// Binds an RTP/RTCP pair for the core's next call if it has none spare (see [`ports`]).
+    /// Runs before every input that can start a call.
+    pub(crate) fn keep_spare_port(&mut self, core: &mut Core) {
+        let calls = &self.calls;
+        self.ports
+            .keep_one_spare(core, |port| calls.values().any(|media| media.port == port));
+    }
+
     /// Carries out one action of the core.
     pub(crate) fn apply(&mut self, now: Instant, action: MediaAction) {
         match action {
@@ -332,8 +356,12 @@ impl MediaEngine {
                 if let Some(media) = self.calls.remove(&call) {
                     let stats = media.session.stats();
                     tracing::info!(%call, ?stats, "call media stopped");
-                    let quality = media_quality(&media.session);
-                    self.stopped.insert(call, quality);
+                    self.stopped.insert(call, media_quality(&media.session));
+                    let pair = ports::SocketPair {
+                        rtp: media.rtp,
+                        rtcp: media.rtcp,
+                    };
+                    self.ports.put_back(media.port, pair);
                 }
                 self.release_devices();
             }
@@ -552,12 +580,55 @@ impl MediaEngine {
         local_rtp: SocketAddr,
         audio: &NegotiatedAudio,
     ) -> Result<(), String> {
-        // The SDP address is one of ours (a listen address or the one routing to the PBX).
-        let rtp = bind_media(SocketAddr::new(local_rtp.ip(), local_rtp.port()))
-            .map_err(|e| format!("cannot bind RTP port {}: {e}", local_rtp.port()))?;
-        let rtcp_port = local_rtp.port().saturating_add(1);
-        let rtcp = bind_media(SocketAddr::new(local_rtp.ip(), rtcp_port))
-            .map_err(|e| format!("cannot bind RTCP port {rtcp_port}: {e}"))?;
+        let port = local_rtp.port();
+        // The pair the pool bound before the core wrote `port` in SDP; a bind here only for
+        // ports it did not bind (the engine's own tests).
+        let pair = match self.ports.take(local_rtp) {
+            Some(pair) => {
+                // What arrived before the media started, as if the port had not been bound.
+                for socket in [&pair.rtp, &pair.rtcp] {
+                    discard_queued(socket, &mut self.datagram);
+                }
+                pair
+            }
+            None => ports::SocketPair {
+                rtp: bind_media(local_rtp)
+                    .map_err(|e| format!("cannot bind RTP port {port}: {e}"))?,
+                rtcp: bind_media(rtcp_of(local_rtp)).map_err(|e| {
+                    format!("cannot bind RTCP port {}: {e}", port.saturating_add(1))
+                })?,
+            },
+        };
+        let session = match self.open_call_devices(audio, now) {
+            Ok(session) => session,
+            Err(error) => {
+                self.ports.put_back(port, pair);
+                return Err(error);
+            }
+        };
+        tracing::info!(%call, local = %local_rtp, remote = %audio.remote_rtp, codec = ?audio.codec.kind, "call media started");
+        self.calls.insert(
+            call.to_owned(),
+            CallMedia {
+                port,
+                rtp: pair.rtp,
+                rtcp: pair.rtcp,
+                remote_rtp: audio.remote_rtp,
+                remote_rtcp: rtcp_of(audio.remote_rtp),
+                learned_rtp: None,
+                session,
+                drained: now,
+            },
+        );
+        Ok(())
+    }
+
+    /// A call's session, with the devices opened if no call has them open yet.
+    fn open_call_devices(
+        &mut self,
+        audio: &NegotiatedAudio,
+        now: Instant,
+    ) -> Result<MediaSession, String> {
         let session =
             MediaSession::new(self.session_config(audio), now).map_err(|e| e.to_string())?;
         if self.capture.is_none() {
@@ -572,20 +643,7 @@ impl MediaEngine {
                 }
             }
         }
-        tracing::info!(%call, local = %local_rtp, remote = %audio.remote_rtp, codec = ?audio.codec.kind, "call media started");
-        self.calls.insert(
-            call.to_owned(),
-            CallMedia {
-                rtp,
-                rtcp,
-                remote_rtp: audio.remote_rtp,
-                remote_rtcp: rtcp_of(audio.remote_rtp),
-                learned_rtp: None,
-                session,
-                drained: now,
-            },
-        );
-        Ok(())
+        Ok(session)
     }
 
     fn session_config(&mut self, audio: &NegotiatedAudio) -> SessionConfig {
@@ -781,6 +839,15 @@ fn rtcp_of(rtp: SocketAddr) -> SocketAddr {
     SocketAddr::new(rtp.ip(), rtp.port().saturating_add(1))
 }
 
+/// Reads and drops what waits in a non-blocking socket (bounded, in case of a flood).
+fn discard_queued(socket: &MediaSocket, buffer: &mut [u8]) {
+    for _ in 0..4 * MAX_DATAGRAMS_PER_TICK {
+        if socket.recv_from(buffer).is_err() {
+            break;
+        }
+    }
+}
+
 /// A non-blocking media socket bound to `addr`, asking the kernel for receive timestamps.
 fn bind_media(addr: SocketAddr) -> std::io::Result<MediaSocket> {
     let socket = MediaSocket::bind(addr)?;
@@ -913,6 +980,9 @@ mod tests {
             playback,
             symmetric_rtp: true,
             opus_bitrate_bps: OpusConfig::default().bitrate_bps,
+            rtp_address: [127, 0, 0, 1].into(),
+            rtp_port_min: 30000,
+            rtp_port_max: 30099,
         };
         MediaEngine::new(settings, 7)
     }
@@ -1233,6 +1303,203 @@ mod tests {
         let mut again = ended.clone();
         engine.add_media_quality(&mut again);
         assert!(matches!(again, Event::CallEnded { media: None, .. }));
+    }
+
+    /// An even port `base` with `base .. base + 2 * pairs` free on loopback now.
+    fn free_port_run(pairs: u16) -> u16 {
+        for _ in 0..200 {
+            let probe = bind_media(SocketAddr::from(([127, 0, 0, 1], 0))).expect("probe socket");
+            let base = probe.local_addr().expect("probe address").port() & !1;
+            drop(probe);
+            let Some(end) = base.checked_add(2 * pairs) else {
+                continue;
+            };
+            if (base..end).all(|port| bind_media(SocketAddr::from(([127, 0, 0, 1], port))).is_ok())
+            {
+                return base;
+            }
+        }
+        panic!("no run of free ports on loopback");
+    }
+
+    /// Another program's socket on a loopback port.
+    fn hold(port: u16) -> MediaSocket {
+        bind_media(SocketAddr::from(([127, 0, 0, 1], port))).expect("port free for the test")
+    }
+
+    fn is_bound(port: u16) -> bool {
+        bind_media(SocketAddr::from(([127, 0, 0, 1], port))).is_err()
+    }
+
+    /// A core with no account and the real shell's port policy, and an engine on null devices,
+    /// both with `rtp_ports = "min-max"` on loopback.
+    fn core_and_engine(min: u16, max: u16) -> (crate::core::Core, MediaEngine) {
+        use crate::core::call::MediaConfig;
+        use crate::core::transport::TransportKind;
+        let mut media = MediaConfig::new([127, 0, 0, 1].into());
+        media.rtp_port_min = min;
+        media.rtp_port_max = max;
+        media.shell_binds_ports = true;
+        let config = crate::core::CoreConfig {
+            user_agent: "Ringside/test".into(),
+            timers: crate::core::transaction::TimerConfig::default(),
+            keepalive: None,
+            accounts: Vec::new(),
+            echo_media: None,
+            listen: vec![(TransportKind::Udp, SIP_LOCAL.parse().expect("address"))],
+            media,
+            passthrough_headers: Vec::new(),
+        };
+        let core = Core::new(config, crate::shell::now(), 7);
+        let mut engine = engine(DeviceSpec::Null, DeviceSpec::Null);
+        engine.settings.rtp_port_min = min;
+        engine.settings.rtp_port_max = max;
+        engine.ports = ports::PortPool::new([127, 0, 0, 1].into(), min, max);
+        (core, engine)
+    }
+
+    const SIP_LOCAL: &str = "127.0.0.1:5062";
+    const PEER: &str = "127.0.0.1:5999";
+
+    /// Dials the peer as the shell does (a spare pair first); returns the core's reply and the
+    /// INVITE it sent, if any.
+    fn dial(
+        core: &mut Core,
+        engine: &mut MediaEngine,
+    ) -> (
+        Result<crate::core::CommandReply, crate::core::CommandError>,
+        Option<crate::core::sip::Request>,
+    ) {
+        engine.keep_spare_port(core);
+        let reply = core.handle_command(
+            crate::shell::now(),
+            crate::core::Command::Dial {
+                to: format!("sip:bob@{PEER}"),
+                account: None,
+                origin: crate::events::CallOrigin::Manual,
+            },
+        );
+        let invite = std::iter::from_fn(|| core.poll_transmit()).find_map(|transmit| {
+            match crate::core::sip::wire::parse_datagram(&transmit.payload) {
+                Ok(crate::core::sip::SipMessage::Request(request))
+                    if request.method == crate::core::sip::Method::Invite =>
+                {
+                    Some(request)
+                }
+                _ => None,
+            }
+        });
+        (reply, invite)
+    }
+
+    /// The peer answers the INVITE with PCMU; the engine carries out the core's media actions.
+    fn answer(core: &mut Core, engine: &mut MediaEngine, invite: &crate::core::sip::Request) {
+        use crate::core::message::{header, response_to};
+        let mut ok = response_to(invite, 200, None, Some("peer"));
+        ok.headers
+            .push(header("Contact", format!("<sip:bob@{PEER}>")));
+        ok.headers.push(header("Content-Type", "application/sdp"));
+        ok.body = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+            .into();
+        let bytes = crate::core::sip::wire::serialize(&crate::core::sip::SipMessage::Response(ok));
+        let now = crate::shell::now();
+        let peer = crate::core::transport::Peer::udp(PEER.parse().expect("address"));
+        core.handle_datagram(now, SIP_LOCAL.parse().expect("address"), peer, &bytes);
+        while let Some(action) = core.poll_media() {
+            engine.apply(now, action);
+        }
+    }
+
+    fn offered_port(invite: &crate::core::sip::Request) -> u16 {
+        let sdp = String::from_utf8_lossy(&invite.body).into_owned();
+        sdp.lines()
+            .find_map(|line| line.strip_prefix("m=audio "))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no m=audio port in {sdp}"))
+    }
+
+    /// Another program holds the first pair's RTP port and the second pair's RTCP port: the
+    /// call offers the third pair, which is bound before the SDP names it, and its media runs
+    /// on that pair. With every pair busy the next call fails with NoMediaPort.
+    #[test]
+    fn ports_held_by_other_programs_are_skipped() {
+        let base = free_port_run(3);
+        let _rtp_taken = hold(base);
+        let _rtcp_taken = hold(base + 3);
+        let (mut core, mut engine) = core_and_engine(base, base + 5);
+
+        engine.keep_spare_port(&mut core);
+        assert_eq!(core.spare_media_ports(), [base + 4]);
+        assert!(
+            is_bound(base + 4) && is_bound(base + 5),
+            "bound before any SDP"
+        );
+        let (reply, invite) = dial(&mut core, &mut engine);
+        let Ok(crate::core::CommandReply::CallCreated { call }) = reply else {
+            panic!("dial refused: {reply:?}");
+        };
+        let invite = invite.expect("an INVITE");
+        assert_eq!(offered_port(&invite), base + 4);
+        assert!(engine.ports.holds(base + 4), "held while the call rings");
+
+        answer(&mut core, &mut engine, &invite);
+        let media = engine.calls.get(&call).expect("the call has audio");
+        let local = |socket: &MediaSocket| socket.local_addr().expect("address").port();
+        assert_eq!(
+            (local(&media.rtp), local(&media.rtcp)),
+            (base + 4, base + 5)
+        );
+        assert!(
+            !engine.ports.holds(base + 4),
+            "the pool's pair went to the call"
+        );
+
+        // Nothing left in the range: a clear refusal, no INVITE.
+        let (reply, invite) = dial(&mut core, &mut engine);
+        let error = reply.expect_err("no free pair");
+        assert_eq!(
+            error,
+            crate::core::CommandError::Call(crate::core::call::CallError::NoMediaPort)
+        );
+        assert!(error.to_string().contains("[media] rtp_ports"), "{error}");
+        assert!(invite.is_none());
+
+        // Hang-up: the pair is the core's spare again, still bound, not bound anew.
+        core.handle_command(crate::shell::now(), crate::core::Command::Hangup { call })
+            .expect("hang-up");
+        while let Some(action) = core.poll_media() {
+            engine.apply(crate::shell::now(), action);
+        }
+        assert!(engine.calls.is_empty() && engine.ports.holds(base + 4));
+        engine.keep_spare_port(&mut core);
+        assert_eq!(core.spare_media_ports(), [base + 4]);
+    }
+
+    /// With every pair of the range held by another program no call starts; once one is free,
+    /// the next dial finds it.
+    #[test]
+    fn no_free_pair_gives_no_media_port_until_one_is_free() {
+        let base = free_port_run(2);
+        let first_pair = hold(base);
+        let _second_pair = hold(base + 2);
+        let (mut core, mut engine) = core_and_engine(base, base + 3);
+
+        let (reply, invite) = dial(&mut core, &mut engine);
+        assert_eq!(
+            reply,
+            Err(crate::core::CommandError::Call(
+                crate::core::call::CallError::NoMediaPort
+            ))
+        );
+        assert!(invite.is_none());
+        assert!(core.spare_media_ports().is_empty());
+
+        drop(first_pair);
+        let (reply, invite) = dial(&mut core, &mut engine);
+        assert!(reply.is_ok(), "{reply:?}");
+        assert_eq!(offered_port(&invite.expect("an INVITE")), base);
     }
 
     #[cfg(target_os = "linux")]

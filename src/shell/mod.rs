@@ -201,6 +201,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         playback: DeviceSpec::parse(&config.audio.playback),
         symmetric_rtp: config.media.symmetric_rtp,
         opus_bitrate_bps: config.media.opus_bitrate_bps,
+        rtp_address,
+        rtp_port_min: config.media.rtp_port_min,
+        rtp_port_max: config.media.rtp_port_max,
     };
     let listening: Vec<String> = udp_sockets
         .iter()
@@ -246,6 +249,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     engine
         .media
         .set_echo_cancellation(config.audio.echo_cancellation);
+    engine.media.keep_spare_port(&mut engine.core);
     engine.pump().await;
     // A late tick is caught up, not skipped, so file- and null-paced audio loses no frames when
     // the process is briefly starved of CPU (device rings absorb the burst).
@@ -278,6 +282,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         tokio::select! {
             Some(inbound) = inbound_rx.recv() => engine.handle_inbound(inbound),
             Some(request) = engine_requests.recv() => {
+                engine.media.keep_spare_port(&mut engine.core);
                 let result = engine.core.handle_command(now(), request.command);
                 let _ = request.reply.send(result);
             }
@@ -380,6 +385,8 @@ impl Engine {
                 if self.sip_trace && !is_keepalive(&bytes) {
                     tracing::info!(target: "ringside::sip", "received from {}:{} ({} bytes)\n{}", transport_label(source.transport), source.addr, bytes.len(), wire::redacted(&bytes));
                 }
+                // An INVITE may start a call: it must find a bound RTP port pair.
+                self.media.keep_spare_port(&mut self.core);
                 self.core.handle_datagram(now(), local, source, &bytes);
             }
             Inbound::Connected { peer, writer } => {
@@ -671,6 +678,8 @@ fn media_config(
     let mut media = MediaConfig::new(rtp_address);
     media.rtp_port_min = settings.rtp_port_min;
     media.rtp_port_max = settings.rtp_port_max;
+    // The media engine binds each pair before the core may name it (`core::media_ports`).
+    media.shell_binds_ports = true;
     media.codecs = settings
         .codecs
         .iter()
