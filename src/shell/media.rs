@@ -1542,4 +1542,18 @@ mod tests {
         assert!(is_sound_card(&DeviceSpec::Named("pulse".into())));
         assert!(!is_sound_card(&DeviceSpec::Null));
     }
+
+    /// Between two sound cards (ALSA's `null` PCM, which every ALSA installation defines),
+    /// the canceller runs by default and `[audio] echo_cancellation = false` turns it off.
+    #[test]
+    fn echo_cancellation_follows_its_switch() {
+        let card = DeviceSpec::Named("null".into());
+        let mut engine = engine(card.clone(), card);
+        let capture = engine.open_capture().expect("ALSA null capture opens");
+        assert!(capture.echo_canceller.is_some(), "on by default");
+        drop(capture);
+        engine.set_echo_cancellation(false);
+        let capture = engine.open_capture().expect("ALSA null capture opens");
+        assert!(capture.echo_canceller.is_none(), "switched off");
+    }
 }
