@@ -1543,6 +1543,52 @@ mod tests {
         assert!(!is_sound_card(&DeviceSpec::Null));
     }
 
+    /// With `symmetric_rtp = false` our RTP goes where the SDP says, not where the peer's
+    /// packets come from.
+    #[test]
+    fn without_symmetric_rtp_media_goes_to_the_sdp_address() {
+        let mut engine = engine(DeviceSpec::Null, DeviceSpec::Null);
+        engine.settings.symmetric_rtp = false;
+        let local = free_rtp_pair();
+        let peer_socket = bind_media(SocketAddr::from(([127, 0, 0, 1], 0))).expect("peer");
+        let sdp_socket = bind_media(SocketAddr::from(([127, 0, 0, 1], 0))).expect("sdp");
+        let audio = NegotiatedAudio {
+            remote_rtp: sdp_socket.local_addr().expect("sdp address"),
+            codec: crate::core::sdp::PayloadFormat::new(CodecKind::Pcmu, 0, None),
+            telephone_event_pt: None,
+            direction: Direction::SendRecv,
+            ptime_ms: 20,
+            srtp: None,
+        };
+        let start = crate::shell::now();
+        engine.apply(
+            start,
+            MediaAction::Start {
+                call: "c".to_owned(),
+                local_rtp: local,
+                audio,
+            },
+        );
+        // The peer's RTP (header only: PCMU, seq 1) comes from another port than its SDP's.
+        let mut rtp = [0u8; 12 + 160];
+        rtp[0] = 0x80;
+        rtp[3] = 1;
+        peer_socket.send_to(&rtp, local).expect("peer sends");
+        for k in 0..3u32 {
+            engine.tick(crate::shell::now().max(start + TICK * k));
+        }
+        assert_eq!(engine.calls["c"].learned_rtp, None, "nothing learned");
+        let mut datagram = [0u8; MAX_DATAGRAM];
+        assert!(
+            sdp_socket.recv_from(&mut datagram).is_ok(),
+            "RTP reached the SDP address"
+        );
+        assert!(
+            peer_socket.recv_from(&mut datagram).is_err(),
+            "no RTP to the peer's source"
+        );
+    }
+
     /// Between two sound cards (ALSA's `null` PCM, which every ALSA installation defines),
     /// the canceller runs by default and `[audio] echo_cancellation = false` turns it off.
     #[test]
