@@ -519,7 +519,7 @@ m=audio 30000 RTP/SAVP 0 8 111 101\r\n\
 a=rtpmap:0 PCMU/8000\r\n\
 a=rtpmap:8 PCMA/8000\r\n\
 a=rtpmap:111 opus/48000/2\r\n\
-a=fmtp:111 minptime=10;useinbandfec=1\r\n\
+a=fmtp:111 minptime=10;useinbandfec=1;stereo=0;sprop-stereo=0\r\n\
 a=rtpmap:101 telephone-event/8000\r\n\
 a=fmtp:101 0-16\r\n\
 a=ptime:20\r\n\
@@ -711,7 +711,7 @@ fn answer_text_for_linphone() {
             "t=0 0",
             "m=audio 30000 RTP/AVP 96 100",
             "a=rtpmap:96 opus/48000/2",
-            "a=fmtp:96 minptime=10;useinbandfec=1",
+            "a=fmtp:96 minptime=10;useinbandfec=1;stereo=0;sprop-stereo=0",
             "a=rtpmap:100 telephone-event/8000",
             "a=fmtp:100 0-16",
             "a=ptime:20",

@@ -82,8 +82,10 @@ pub const SRTP_SUITE: &str = "AES_CM_128_HMAC_SHA1_80";
 /// Length of an `AES_CM_128_HMAC_SHA1_80` master key plus salt.
 pub const SRTP_KEY_AND_SALT_LEN: usize = 30;
 
-/// The `a=fmtp` we write for Opus.
-pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
+/// The `a=fmtp` we write for Opus. `stereo=0` and `sprop-stereo=0` are RFC 7587's defaults,
+/// written out because some peers (baresip) send stereo unless told otherwise: a softphone
+/// plays one voice, and a stereo stream costs both sides CPU and bits for nothing.
+pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1;stereo=0;sprop-stereo=0";
 
 /// The `a=fmtp` we write for telephone-event: DTMF digits, `*`, `#` and A-D.
 pub const TELEPHONE_EVENT_FMTP: &str = "0-16";
