@@ -50,6 +50,9 @@ use crate::events::{
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most calls at once; more inbound INVITEs get 486.
 const MAX_CALLS: usize = 32;
+/// Most DTMF digits waiting for their SIP INFO, per call: the RFC 4733 path's limit (the
+/// media session's queue, `DtmfQueueFull`).
+pub const MAX_QUEUED_DTMF_INFO: usize = 64;
 
 /// Media settings the core needs for offer/answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +137,8 @@ pub enum CallError {
     NoMediaPort,
     #[error("invalid DTMF digits {0:?} (allowed: 0-9 * # A-D)")]
     InvalidDigits(String),
+    #[error("DTMF queue full: at most {MAX_QUEUED_DTMF_INFO} digits may wait to be sent")]
+    DtmfQueueFull,
 }
 
 /// An account a call may use: its identity and where its requests go.
@@ -788,6 +793,10 @@ impl Calls {
                 });
             }
         } else {
+            // All or nothing, as the RFC 4733 queue: part of a number would dial another one.
+            if call.dtmf_info_queue.len() + digits.chars().count() > MAX_QUEUED_DTMF_INFO {
+                return Err(CallError::DtmfQueueFull);
+            }
             // Each digit's call.dtmf is emitted when its INFO goes out.
             call.dtmf_info_queue.extend(digits.chars());
             if call.dtmf_info_tx.is_none() {
