@@ -1,16 +1,17 @@
 //! Sending DTMF over SIP INFO (application/dtmf-relay) when no telephone-event was negotiated:
 //! one INFO at a time, in order, the next after the previous one's 2xx; a refused or
 //! unanswered INFO drops the digits after it. Each digit's `call.dtmf` (sent) is emitted when
-//! its INFO goes out (virtual time).
+//! its INFO goes out. At most `MAX_QUEUED_DTMF_INFO` digits wait; a command that would exceed
+//! it is refused whole (virtual time).
 mod common;
 
 use std::time::Duration;
 
 use common::phone::{InviteReply, Phone};
 use common::*;
-use ringside::core::Command;
-use ringside::core::call::MediaAction;
+use ringside::core::call::{CallError, MAX_QUEUED_DTMF_INFO, MediaAction};
 use ringside::core::sip::{Method, Request};
+use ringside::core::{Command, CommandError};
 use ringside::events::{DtmfDirection, Event};
 
 /// An established call whose SDP has no telephone-event (we offered none), with a phone that
@@ -197,4 +198,42 @@ fn hanging_up_drops_the_queue() {
     assert_eq!(signals(&scenario), "8");
     let events = scenario.call_events(&call);
     assert_eq!(events.last(), Some(&"call.ended"), "{events:?}");
+}
+
+#[test]
+fn the_queue_is_capped_and_a_command_over_the_cap_is_refused_whole() {
+    let (mut scenario, call) = established();
+    let refuse = |scenario: &mut Scenario, digits: &str| {
+        let result = scenario.command(Command::SendDtmf {
+            call: call.clone(),
+            digits: digits.into(),
+        });
+        assert_eq!(
+            result,
+            Err(CommandError::Call(CallError::DtmfQueueFull)),
+            "{} digits",
+            digits.len()
+        );
+    };
+    refuse(&mut scenario, &"1".repeat(MAX_QUEUED_DTMF_INFO + 1));
+    assert_eq!(signals(&scenario), "", "nothing of it goes out");
+
+    send(&mut scenario, &call, "0"); // in flight, not waiting
+    send(&mut scenario, &call, &"2".repeat(MAX_QUEUED_DTMF_INFO - 1));
+    send(&mut scenario, &call, "3"); // the last place
+    refuse(&mut scenario, "4");
+    refuse(&mut scenario, "56");
+
+    for _ in 0..=MAX_QUEUED_DTMF_INFO {
+        scenario.phone().release_held_info(200);
+        scenario.exchange();
+    }
+    let expected = format!("0{}3", "2".repeat(MAX_QUEUED_DTMF_INFO - 1));
+    assert_eq!(signals(&scenario), expected);
+    assert_eq!(sent_dtmf_events(&scenario), expected);
+
+    // Drained: digits are taken again.
+    send(&mut scenario, &call, "7");
+    assert_eq!(signals(&scenario), format!("{expected}7"));
+    assert!(scenario.ended(&call).is_none());
 }

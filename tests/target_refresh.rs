@@ -1,6 +1,7 @@
 //! Target refresh (RFC 3261 §12.2): a re-INVITE that we accept, or the 2xx to ours, carries the
-//! peer's new Contact, and our later in-dialog requests (BYE here) take it as Request-URI. A
-//! refused re-INVITE changes nothing (§12.2.2) (virtual time).
+//! peer's new Contact, and our later in-dialog requests (BYE here) take it as Request-URI and,
+//! with no route set, are sent there (§8.1.2), wherever the first INVITE went. A refused
+//! re-INVITE changes nothing (§12.2.2) (virtual time).
 mod common;
 
 use std::time::Duration;
@@ -9,10 +10,14 @@ use common::phone::{InviteReply, PHONE_ADDR, response_text, sdp_answer, sdp_offe
 use common::*;
 use ringside::core::Command;
 use ringside::core::sip::Method;
-use ringside::core::transport::Peer;
+use ringside::core::transport::{Peer, TransportKind};
 
 const NEW_CONTACT: &str = "<sip:bob-moved@192.0.2.20:5070>";
 const NEW_TARGET: &str = "sip:bob-moved@192.0.2.20:5070";
+const NEW_TARGET_ADDR: &str = "192.0.2.20:5070";
+/// A Contact on another host than the one the first INVITE went to (or came from).
+const ELSEWHERE: &str = "sip:bob@192.0.2.50:5080";
+const ELSEWHERE_ADDR: &str = "192.0.2.50:5080";
 
 fn established_outbound() -> (Scenario, String) {
     let mut scenario = phone_scenario(InviteReply::AnswerAfter(Duration::from_millis(100)));
@@ -44,14 +49,14 @@ fn deliver_with_contact(scenario: &mut Scenario, contact: &str) {
     scenario.exchange();
 }
 
-/// Hangs up and returns the Request-URI of our BYE.
-fn bye_uri(scenario: &mut Scenario, call: &str) -> String {
+/// Hangs up and returns the Request-URI of our BYE and where it was sent.
+fn bye(scenario: &mut Scenario, call: &str) -> (String, Peer) {
     scenario
         .command(Command::Hangup { call: call.into() })
         .expect("hang-up accepted");
-    let byes = scenario.phones[0].requests(Method::Bye);
-    assert_eq!(byes.len(), 1);
-    byes[0].uri.to_string()
+    let byes = scenario.sent_requests(Method::Bye);
+    assert!(!byes.is_empty());
+    (byes[0].0.uri.to_string(), byes[0].1)
 }
 
 #[test]
@@ -71,7 +76,10 @@ fn a_reinvite_with_a_new_contact_moves_our_bye() {
     );
     deliver_with_contact(&mut scenario, NEW_CONTACT);
     assert_eq!(*scenario.phones[0].response_codes().last().unwrap(), 200);
-    assert_eq!(bye_uri(&mut scenario, &call), NEW_TARGET);
+    assert_eq!(
+        bye(&mut scenario, &call),
+        (NEW_TARGET.to_owned(), Peer::udp(addr(NEW_TARGET_ADDR)))
+    );
 }
 
 #[test]
@@ -89,7 +97,10 @@ fn an_inbound_calls_target_is_refreshed_too() {
         Some(("application/sdp", &sdp_offer("sendrecv"))),
     );
     deliver_with_contact(&mut scenario, NEW_CONTACT);
-    assert_eq!(bye_uri(&mut scenario, &call), NEW_TARGET);
+    assert_eq!(
+        bye(&mut scenario, &call),
+        (NEW_TARGET.to_owned(), Peer::udp(addr(NEW_TARGET_ADDR)))
+    );
 }
 
 #[test]
@@ -105,8 +116,8 @@ fn a_refused_reinvite_leaves_the_target() {
     deliver_with_contact(&mut scenario, NEW_CONTACT);
     assert_eq!(*scenario.phones[0].response_codes().last().unwrap(), 488);
     assert_eq!(
-        bye_uri(&mut scenario, &call),
-        format!("sip:bob@{PHONE_ADDR}")
+        bye(&mut scenario, &call),
+        (format!("sip:bob@{PHONE_ADDR}"), Peer::udp(addr(PHONE_ADDR)))
     );
 }
 
@@ -132,12 +143,67 @@ fn the_2xx_to_our_reinvite_refreshes_the_target() {
         ok.as_bytes(),
     );
     scenario.exchange();
-    let acks = scenario.phones[0].requests(Method::Ack);
+    let acks = scenario.sent_requests(Method::Ack);
     assert_eq!(acks.len(), 2);
     assert_eq!(
-        acks[1].uri.to_string(),
-        NEW_TARGET,
+        (acks[1].0.uri.to_string(), acks[1].1),
+        (NEW_TARGET.to_owned(), Peer::udp(addr(NEW_TARGET_ADDR))),
         "the ACK goes there too"
     );
-    assert_eq!(bye_uri(&mut scenario, &call), NEW_TARGET);
+    assert_eq!(
+        bye(&mut scenario, &call),
+        (NEW_TARGET.to_owned(), Peer::udp(addr(NEW_TARGET_ADDR)))
+    );
+}
+
+#[test]
+fn ack_and_bye_go_to_the_2xxs_contact_not_where_the_invite_went() {
+    let mut scenario = phone_scenario(InviteReply::AnswerAfter(Duration::from_millis(100)));
+    scenario.phones[0].contact = Some(ELSEWHERE.into());
+    let call = scenario.dial(PHONE_URI);
+    scenario.run_for(Duration::from_secs(1));
+    assert!(scenario.call_events(&call).contains(&"call.established"));
+    let invites = scenario.sent_requests(Method::Invite);
+    assert_eq!(invites[0].1, Peer::udp(addr(PHONE_ADDR)));
+    let acks = scenario.sent_requests(Method::Ack);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(
+        (acks[0].0.uri.to_string(), acks[0].1),
+        (ELSEWHERE.to_owned(), Peer::udp(addr(ELSEWHERE_ADDR)))
+    );
+    assert_eq!(
+        bye(&mut scenario, &call),
+        (ELSEWHERE.to_owned(), Peer::udp(addr(ELSEWHERE_ADDR)))
+    );
+}
+
+#[test]
+fn an_inbound_calls_bye_goes_to_the_invites_contact_not_its_source() {
+    let mut scenario = phone_scenario(InviteReply::Silent);
+    scenario.phones[0].contact = Some(ELSEWHERE.into());
+    scenario.phone().invite(&sdp_offer("sendrecv"));
+    scenario.exchange();
+    let call = scenario.only_call_id();
+    scenario
+        .command(Command::Answer { call: call.clone() })
+        .unwrap();
+    assert_eq!(
+        bye(&mut scenario, &call),
+        (ELSEWHERE.to_owned(), Peer::udp(addr(ELSEWHERE_ADDR)))
+    );
+}
+
+#[test]
+fn the_contacts_transport_and_default_port_are_used() {
+    // RFC 3263 §4.1 and §4.2: `sips:` means TLS, on port 5061 when none is given.
+    let mut scenario = phone_scenario(InviteReply::AnswerAfter(Duration::from_millis(100)));
+    scenario.phones[0].contact = Some("sips:bob@192.0.2.50".into());
+    let call = scenario.dial(PHONE_URI);
+    scenario.run_for(Duration::from_secs(1));
+    let tls = Peer {
+        transport: TransportKind::Tls,
+        addr: addr("192.0.2.50:5061"),
+    };
+    assert_eq!(scenario.sent_requests(Method::Ack)[0].1, tls);
+    assert_eq!(bye(&mut scenario, &call).1, tls);
 }

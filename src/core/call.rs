@@ -50,6 +50,9 @@ use crate::events::{
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most calls at once; more inbound INVITEs get 486.
 const MAX_CALLS: usize = 32;
+/// Most DTMF digits waiting for their SIP INFO, per call: the RFC 4733 path's limit (the
+/// media session's queue, `DtmfQueueFull`).
+pub const MAX_QUEUED_DTMF_INFO: usize = 64;
 
 /// Media settings the core needs for offer/answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +137,8 @@ pub enum CallError {
     NoMediaPort,
     #[error("invalid DTMF digits {0:?} (allowed: 0-9 * # A-D)")]
     InvalidDigits(String),
+    #[error("DTMF queue full: at most {MAX_QUEUED_DTMF_INFO} digits may wait to be sent")]
+    DtmfQueueFull,
 }
 
 /// An account a call may use: its identity and where its requests go.
@@ -264,7 +269,11 @@ struct Call {
     route_set: Vec<String>,
     local_cseq: u32,
     remote_cseq: Option<u32>,
+    /// Where our first INVITE went, or where the peer's came from; CANCEL and responses go
+    /// there, in-dialog requests per [`Call::dialog_next_hop`].
     next_hop: Peer,
+    /// The account has an outbound proxy (`next_hop`): every request of the call goes to it.
+    outbound_proxy: bool,
     local_addr: SocketAddr,
     identity: Option<(String, ringside_config::Secret)>,
     credentials: Option<Credentials>,
@@ -351,14 +360,41 @@ impl Call {
         )
     }
 
-    /// Via (new branch), Route set, Max-Forwards, From, To, Call-ID and CSeq of a request.
-    fn request_headers(&self, rng: &mut StdRng, to: String, cseq: u32, method: &Method) -> Headers {
+    /// Where an in-dialog request goes (RFC 3261 §12.2.1.1 and §8.1.2): the outbound proxy if
+    /// the account has one; else the first route (loose routing); else the remote target. The
+    /// transport is the URI's (RFC 3263 §4.1), else the dialog's; the port defaults per §4.2.
+    fn dialog_next_hop(&self) -> Peer {
+        if self.outbound_proxy {
+            return self.next_hop;
+        }
+        let uri = match self.route_set.first() {
+            // Strict routing (a first route without `;lr`, RFC 3261 §12.2.1.1) is not
+            // supported: such requests keep the dialog's first destination.
+            Some(route) if header_param(addr_uri(route), "lr").is_none() => return self.next_hop,
+            Some(route) => addr_uri(route),
+            None => self.remote_target.as_str(),
+        };
+        // The core cannot resolve host names (RFC 3263 needs DNS, the shell's job): a URI whose
+        // host is not an IP literal keeps the dialog's first destination.
+        uri_peer(uri, self.next_hop.transport).unwrap_or(self.next_hop)
+    }
+
+    /// Via (new branch) for `transport`, Route set, Max-Forwards, From, To, Call-ID and CSeq of
+    /// a request.
+    fn request_headers(
+        &self,
+        rng: &mut StdRng,
+        transport: TransportKind,
+        to: String,
+        cseq: u32,
+        method: &Method,
+    ) -> Headers {
         let mut headers = Headers::default();
         headers.push(header(
             "Via",
             format!(
                 "SIP/2.0/{} {};rport;branch={}",
-                transport_name(self.next_hop.transport),
+                transport_name(transport),
                 self.local_addr,
                 new_branch(rng)
             ),
@@ -377,7 +413,9 @@ impl Call {
     /// A request inside the dialog (RFC 3261 §12.2.1.1).
     fn in_dialog_request(&mut self, method: Method, rng: &mut StdRng, user_agent: &str) -> Request {
         self.local_cseq += 1;
-        let mut headers = self.request_headers(rng, self.header_to(), self.local_cseq, &method);
+        let transport = self.dialog_next_hop().transport;
+        let mut headers =
+            self.request_headers(rng, transport, self.header_to(), self.local_cseq, &method);
         if method == Method::Invite {
             headers.push(header("Contact", self.contact()));
             headers.push(header("Allow", super::ALLOWED_METHODS));
@@ -549,6 +587,7 @@ impl Calls {
             local_cseq: 0,
             remote_cseq: None,
             next_hop,
+            outbound_proxy: account.as_ref().is_some_and(|a| a.route.is_some()),
             local_addr,
             identity,
             credentials: None,
@@ -754,6 +793,10 @@ impl Calls {
                 });
             }
         } else {
+            // All or nothing, as the RFC 4733 queue: part of a number would dial another one.
+            if call.dtmf_info_queue.len() + digits.chars().count() > MAX_QUEUED_DTMF_INFO {
+                return Err(CallError::DtmfQueueFull);
+            }
             // Each digit's call.dtmf is emitted when its INFO goes out.
             call.dtmf_info_queue.extend(digits.chars());
             if call.dtmf_info_tx.is_none() {
@@ -891,6 +934,8 @@ impl Calls {
             local_cseq: random_cseq(ctx.rng),
             remote_cseq: cseq(request).map(|(number, _)| number),
             next_hop: source,
+            // As now: with an outbound proxy, the INVITE came from it and all goes back to it.
+            outbound_proxy: account.is_some_and(|a| a.targets.iter().any(|t| t.route.is_some())),
             local_addr: local,
             identity: account.map(|a| (a.auth_user.clone(), a.password.clone())),
             credentials: None,
@@ -1618,6 +1663,7 @@ fn send_initial_invite(
     let offer = sdp::offer(&call.local_media);
     let mut headers = call.request_headers(
         ctx.rng,
+        call.next_hop.transport,
         call.remote_addr_spec.clone(),
         call.local_cseq,
         &Method::Invite,
@@ -1697,7 +1743,7 @@ fn send_reinvite(ctx: &mut CallContext<'_>, call: &mut Call, purpose: ReInvitePu
     }
     match ctx
         .transactions
-        .send_request(ctx.now, request.clone(), call.next_hop)
+        .send_request(ctx.now, request.clone(), call.dialog_next_hop())
     {
         Ok(tx) => call.reinvite = Some((tx, purpose, request)),
         Err(error) => tracing::warn!(call = %call.id, %error, "re-INVITE not sent"),
@@ -1758,7 +1804,14 @@ fn send_ack(ctx: &mut CallContext<'_>, call: &mut Call, response: &Response) {
     let number = cseq(response)
         .map(|(number, _)| number)
         .unwrap_or(call.local_cseq);
-    let mut headers = call.request_headers(ctx.rng, call.header_to(), number, &Method::Ack);
+    let next_hop = call.dialog_next_hop();
+    let mut headers = call.request_headers(
+        ctx.rng,
+        next_hop.transport,
+        call.header_to(),
+        number,
+        &Method::Ack,
+    );
     headers.push(header("User-Agent", ctx.user_agent.to_owned()));
     let uri = Uri::try_from(call.remote_target.as_str()).unwrap_or_default();
     let ack = Request {
@@ -1769,7 +1822,7 @@ fn send_ack(ctx: &mut CallContext<'_>, call: &mut Call, response: &Response) {
         body: Vec::new(),
     };
     ctx.transactions
-        .send_stateless(SipMessage::Request(ack), call.next_hop);
+        .send_stateless(SipMessage::Request(ack), next_hop);
 }
 
 /// Sends the next queued DTMF digit as an `application/dtmf-relay` INFO and reports it.
@@ -1821,7 +1874,7 @@ fn send_request(
         }
     }
     ctx.transactions
-        .send_request(ctx.now, request, call.next_hop)
+        .send_request(ctx.now, request, call.dialog_next_hop())
         .inspect_err(|error| tracing::debug!(call = %call.id, %error, "in-dialog request not sent"))
         .ok()
 }
@@ -2035,35 +2088,43 @@ impl DialTarget {
 
     /// The peer to send to when dialling with no account: the URI's IP host and port.
     fn direct_peer(&self) -> Option<Peer> {
-        let uri = Uri::try_from(self.uri.as_str()).ok()?;
-        let host = uri.host_with_port.host.to_string();
-        let ip: IpAddr = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .ok()?;
-        let secure = self.uri.to_ascii_lowercase().starts_with("sips:");
-        let transport = match header_param(&format!("<>{}", uri_params(&self.uri)), "transport") {
-            Some(t) if t.eq_ignore_ascii_case("tcp") => TransportKind::Tcp,
-            Some(t) if t.eq_ignore_ascii_case("tls") => TransportKind::Tls,
-            _ if secure => TransportKind::Tls,
-            _ => TransportKind::Udp,
-        };
-        let default_port = if transport == TransportKind::Tls {
-            5061
-        } else {
-            5060
-        };
-        let port = uri
-            .host_with_port
-            .port
-            .map(|p| p.value())
-            .unwrap_or(default_port);
-        Some(Peer {
-            transport,
-            addr: SocketAddr::new(ip, port),
-        })
+        uri_peer(&self.uri, TransportKind::Udp)
     }
+}
+
+/// The peer a SIP URI with an IP-literal host names (RFC 3263 §4 without DNS): the URI's
+/// `transport` (TLS for `sips:`), else `fallback`; the port, else 5060 (5061 for TLS). `None`
+/// for a host name.
+fn uri_peer(text: &str, fallback: TransportKind) -> Option<Peer> {
+    let uri = Uri::try_from(text).ok()?;
+    let host = uri.host_with_port.host.to_string();
+    let ip: IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    let secure = text.to_ascii_lowercase().starts_with("sips:");
+    let transport = match header_param(&format!("<>{}", uri_params(text)), "transport") {
+        Some(t) if t.eq_ignore_ascii_case("tcp") => TransportKind::Tcp,
+        Some(t) if t.eq_ignore_ascii_case("tls") => TransportKind::Tls,
+        _ if secure => TransportKind::Tls,
+        Some(t) if t.eq_ignore_ascii_case("udp") => TransportKind::Udp,
+        _ => fallback,
+    };
+    let default_port = if transport == TransportKind::Tls {
+        5061
+    } else {
+        5060
+    };
+    let port = uri
+        .host_with_port
+        .port
+        .map(|p| p.value())
+        .unwrap_or(default_port);
+    Some(Peer {
+        transport,
+        addr: SocketAddr::new(ip, port),
+    })
 }
 
 fn uri_params(uri: &str) -> &str {
@@ -2095,6 +2156,34 @@ mod tests {
                 .direct_peer()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn uri_peers_follow_rfc_3263_without_dns() {
+        let peer = |uri, fallback| uri_peer(uri, fallback).map(|p| (p.transport, p.addr));
+        let at = |text: &str| text.parse::<SocketAddr>().unwrap();
+        use TransportKind::{Tcp, Tls, Udp};
+        assert_eq!(
+            peer("sip:10.0.0.1;lr", Tcp),
+            Some((Tcp, at("10.0.0.1:5060")))
+        );
+        assert_eq!(
+            peer("sip:10.0.0.1;lr", Tls),
+            Some((Tls, at("10.0.0.1:5061")))
+        );
+        assert_eq!(
+            peer("sips:b@10.0.0.1", Udp),
+            Some((Tls, at("10.0.0.1:5061")))
+        );
+        assert_eq!(
+            peer("sip:10.0.0.1:5070;transport=udp;lr", Tcp),
+            Some((Udp, at("10.0.0.1:5070")))
+        );
+        assert_eq!(
+            peer("sip:b@[2001:db8::1];transport=tls", Udp),
+            Some((Tls, at("[2001:db8::1]:5061")))
+        );
+        assert_eq!(peer("sip:proxy.example.test;lr", Udp), None);
     }
 
     #[test]

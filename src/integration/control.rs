@@ -233,6 +233,8 @@ impl From<CommandError> for ControlError {
                 CallError::TooManyCalls => ErrorCode::TooManyCalls,
                 CallError::NoMediaPort => ErrorCode::NoMediaPort,
                 CallError::InvalidDigits(_) => ErrorCode::InvalidDigits,
+                // Too many digits waiting: try again once some are sent (HTTP 429).
+                CallError::DtmfQueueFull => ErrorCode::RateLimited,
             },
         };
         Self::new(code, error.to_string())
@@ -505,5 +507,7 @@ mod tests {
         );
         let error = ControlError::from(CommandError::Call(CallError::NotRegistered("o".into())));
         assert_eq!(error.code, ErrorCode::NotRegistered);
+        let error = ControlError::from(CommandError::Call(CallError::DtmfQueueFull));
+        assert_eq!(error.code, ErrorCode::RateLimited);
     }
 }

@@ -519,6 +519,18 @@ impl Scenario {
             .collect()
     }
 
+    /// The requests of `method` the core sent (parsed, retransmissions included), with where
+    /// each went.
+    pub fn sent_requests(&self, method: Method) -> Vec<(Request, Peer)> {
+        self.sent
+            .iter()
+            .filter_map(|(_, t)| match parse_datagram(&t.payload) {
+                Ok(SipMessage::Request(r)) if r.method == method => Some((r, t.destination)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Feeds raw text to the core as if `from` sent it; returns what the core sent back.
     pub fn inject(&mut self, from: Peer, text: &str) -> Vec<SipMessage> {
         let before = self.sent.len();

@@ -56,6 +56,8 @@ pub struct Phone {
     pub answer_headers: String,
     /// Extra header lines (each ending in CRLF) for the phone's INVITEs to Ringside.
     pub invite_headers: String,
+    /// The Contact URI the phone writes instead of its own address (a target elsewhere).
+    pub contact: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +89,7 @@ impl Phone {
             withhold_ack: false,
             answer_headers: String::new(),
             invite_headers: String::new(),
+            contact: None,
         }
     }
 
@@ -273,7 +276,23 @@ impl Phone {
         if code == 200 && !self.answer_headers.is_empty() {
             text = text.replacen("Content-", &format!("{}Content-", self.answer_headers), 1);
         }
+        let text = self.with_contact(text);
         self.outbox.push(text.into_bytes());
+    }
+
+    /// `text` with `contact`, when set, in place of the phone's own Contact.
+    fn with_contact(&self, text: String) -> String {
+        let Some(uri) = &self.contact else {
+            return text;
+        };
+        text.replace(
+            &format!("Contact: <sip:bob@{PHONE_ADDR}>"),
+            &format!("Contact: <{uri}>"),
+        )
+        .replace(
+            &format!("Contact: <sip:1002@{PHONE_ADDR}>"),
+            &format!("Contact: <{uri}>"),
+        )
     }
 
     /// Calls Ringside (user 1001) with an SDP offer.
@@ -300,6 +319,7 @@ Content-Length: {}\r\n\r\n{offer}",
             offer.len()
         );
         self.dialog = Some(dialog);
+        let text = self.with_contact(text);
         self.outbox.push(text.into_bytes());
     }
 
@@ -359,6 +379,7 @@ Call-ID: {}\r\nCSeq: {number} {method}\r\nContact: <sip:1002@{PHONE_ADDR}>\r\n{c
             dialog.call_id,
             body_text.len()
         );
+        let text = self.with_contact(text);
         self.outbox.push(text.into_bytes());
     }
 
