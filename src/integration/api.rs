@@ -151,7 +151,7 @@ fn control_error(error: ControlError) -> Response {
             StatusCode::CONFLICT
         }
         ErrorCode::DeniedByPolicy | ErrorCode::ForbiddenOrigin => StatusCode::FORBIDDEN,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited | ErrorCode::DtmfQueueFull => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::NotSupported => StatusCode::NOT_IMPLEMENTED,
         ErrorCode::TooManyCalls
         | ErrorCode::NoMediaPort

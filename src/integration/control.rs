@@ -198,6 +198,8 @@ pub enum ErrorCode {
     DeniedByPolicy,
     InvalidState,
     InvalidDigits,
+    /// Too many DTMF digits already wait to be sent on the call.
+    DtmfQueueFull,
     TooManyCalls,
     NoMediaPort,
     NotSupported,
@@ -234,7 +236,7 @@ impl From<CommandError> for ControlError {
                 CallError::NoMediaPort => ErrorCode::NoMediaPort,
                 CallError::InvalidDigits(_) => ErrorCode::InvalidDigits,
                 // Too many digits waiting: try again once some are sent (HTTP 429).
-                CallError::DtmfQueueFull => ErrorCode::RateLimited,
+                CallError::DtmfQueueFull => ErrorCode::DtmfQueueFull,
             },
         };
         Self::new(code, error.to_string())
@@ -508,6 +510,6 @@ mod tests {
         let error = ControlError::from(CommandError::Call(CallError::NotRegistered("o".into())));
         assert_eq!(error.code, ErrorCode::NotRegistered);
         let error = ControlError::from(CommandError::Call(CallError::DtmfQueueFull));
-        assert_eq!(error.code, ErrorCode::RateLimited);
+        assert_eq!(error.code, ErrorCode::DtmfQueueFull);
     }
 }
