@@ -48,6 +48,13 @@ fn sent_at(scenario: &Scenario, method: Method) -> Vec<Instant> {
 }
 
 /// The call's events: exactly one `call.ended`, last, and never `call.established`.
+/// The 2xx that came after we gave up was acknowledged, and its dialog ended with a BYE.
+fn assert_answer_acked_and_hung_up(scenario: &Scenario) {
+    let phone = &scenario.phones[0];
+    assert_eq!(phone.requests(Method::Ack).len(), 1, "2xx acknowledged");
+    assert_eq!(phone.requests(Method::Bye).len(), 1, "dialog ended");
+}
+
 fn assert_ended_once_unanswered(scenario: &Scenario, call: &str) {
     let events = scenario.call_events(call);
     assert_eq!(
@@ -102,16 +109,7 @@ fn answer_crossing_cancel_gets_ack_and_bye() {
     }
     scenario.run_for(Duration::from_secs(1));
 
-    assert_eq!(
-        scenario.phones[0].requests(Method::Ack).len(),
-        1,
-        "the 2xx is acknowledged"
-    );
-    assert_eq!(
-        scenario.phones[0].requests(Method::Bye).len(),
-        1,
-        "and the dialog ended"
-    );
+    assert_answer_acked_and_hung_up(&scenario);
     assert_eq!(
         scenario.ended(&call).map(|(reason, _)| reason),
         Some(EndReason::Cancelled)
@@ -147,16 +145,7 @@ fn answer_crossing_the_ring_timeout_cancel_gets_ack_and_bye() {
     deliver_from_phone(&mut scenario, answer);
     scenario.run_for(Duration::from_secs(40));
 
-    assert_eq!(
-        scenario.phones[0].requests(Method::Ack).len(),
-        1,
-        "2xx acknowledged"
-    );
-    assert_eq!(
-        scenario.phones[0].requests(Method::Bye).len(),
-        1,
-        "dialog ended"
-    );
+    assert_answer_acked_and_hung_up(&scenario);
     assert_eq!(scenario.ended(&call), Some((EndReason::NoAnswer, None)));
     assert_ended_once_unanswered(&scenario, &call);
     assert!(scenario.core.calls(scenario.now).is_empty());
@@ -178,16 +167,7 @@ fn answer_crossing_the_shutdown_cancel_gets_ack_and_bye() {
     deliver_from_phone(&mut scenario, answer);
     scenario.run_for(Duration::from_secs(1));
 
-    assert_eq!(
-        scenario.phones[0].requests(Method::Ack).len(),
-        1,
-        "2xx acknowledged"
-    );
-    assert_eq!(
-        scenario.phones[0].requests(Method::Bye).len(),
-        1,
-        "dialog ended"
-    );
+    assert_answer_acked_and_hung_up(&scenario);
     assert_eq!(scenario.ended(&call), Some((EndReason::LocalHangup, None)));
     assert_ended_once_unanswered(&scenario, &call);
     assert!(scenario.core.is_shut_down());
@@ -261,8 +241,7 @@ fn a_late_answer_after_the_ring_timeout_with_no_provisional_gets_ack_and_bye() {
     deliver_from_phone(&mut scenario, vec![ok.into_bytes()]);
     scenario.run_for(Duration::from_secs(1));
     assert!(scenario.phones[0].requests(Method::Cancel).is_empty());
-    assert_eq!(scenario.phones[0].requests(Method::Ack).len(), 1);
-    assert_eq!(scenario.phones[0].requests(Method::Bye).len(), 1);
+    assert_answer_acked_and_hung_up(&scenario);
     assert_eq!(scenario.ended(&call), Some((EndReason::NoAnswer, None)));
     assert_ended_once_unanswered(&scenario, &call);
 }

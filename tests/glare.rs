@@ -51,12 +51,7 @@ fn crossing_reinvites_get_491_and_ours_is_retried() {
 #[test]
 fn the_side_that_did_not_place_the_call_retries_within_two_seconds() {
     let mut scenario = phone_scenario(InviteReply::Silent);
-    scenario.phone().invite(&sdp_offer("sendrecv"));
-    scenario.exchange();
-    let call = scenario.only_call_id();
-    scenario
-        .command(Command::Answer { call: call.clone() })
-        .unwrap();
+    let call = scenario.answer_incoming(&sdp_offer("sendrecv"));
 
     scenario.phones[0].hold_reinvites = true;
     scenario

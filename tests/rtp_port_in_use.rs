@@ -93,12 +93,7 @@ fn inbound_call_without_a_bound_pair_gets_503_then_rings_once_one_is() {
     assert!(scenario.events.is_empty(), "{:?}", scenario.event_types());
 
     scenario.core.add_media_port(30006);
-    scenario.phone().invite(&sdp_offer("sendrecv"));
-    scenario.exchange();
-    let call = scenario.only_call_id();
-    scenario
-        .command(Command::Answer { call: call.clone() })
-        .unwrap();
+    scenario.answer_incoming(&sdp_offer("sendrecv"));
     let ok = scenario.phones[0]
         .responses()
         .into_iter()

@@ -85,12 +85,7 @@ fn a_reinvite_with_a_new_contact_moves_our_bye() {
 #[test]
 fn an_inbound_calls_target_is_refreshed_too() {
     let mut scenario = phone_scenario(InviteReply::Silent);
-    scenario.phone().invite(&sdp_offer("sendrecv"));
-    scenario.exchange();
-    let call = scenario.only_call_id();
-    scenario
-        .command(Command::Answer { call: call.clone() })
-        .unwrap();
+    let call = scenario.answer_incoming(&sdp_offer("sendrecv"));
     scenario.phone().send_in_dialog(
         "INVITE",
         None,
@@ -181,12 +176,7 @@ fn ack_and_bye_go_to_the_2xxs_contact_not_where_the_invite_went() {
 fn an_inbound_calls_bye_goes_to_the_invites_contact_not_its_source() {
     let mut scenario = phone_scenario(InviteReply::Silent);
     scenario.phones[0].contact = Some(ELSEWHERE.into());
-    scenario.phone().invite(&sdp_offer("sendrecv"));
-    scenario.exchange();
-    let call = scenario.only_call_id();
-    scenario
-        .command(Command::Answer { call: call.clone() })
-        .unwrap();
+    let call = scenario.answer_incoming(&sdp_offer("sendrecv"));
     assert_eq!(
         bye(&mut scenario, &call),
         (ELSEWHERE.to_owned(), Peer::udp(addr(ELSEWHERE_ADDR)))

@@ -216,12 +216,7 @@ fn with_an_outbound_proxy_everything_still_goes_to_the_proxy() {
 #[test]
 fn with_an_outbound_proxy_an_inbound_calls_bye_goes_back_to_it() {
     let mut scenario = through_outbound_proxy();
-    scenario.phone().invite(&sdp_offer("sendrecv"));
-    scenario.exchange();
-    let call = scenario.only_call_id();
-    scenario
-        .command(Command::Answer { call: call.clone() })
-        .unwrap();
+    let call = scenario.answer_incoming(&sdp_offer("sendrecv"));
     scenario.command(Command::Hangup { call }).unwrap();
     let (bye, to) = sent(&scenario, Method::Bye).remove(0);
     assert_eq!(headers_of(&bye, "Route"), [OTHER_PROXY]);

@@ -619,6 +619,16 @@ impl Scenario {
         ids.into_iter().next().unwrap_or_default()
     }
 
+    /// The phone calls us with `offer` and we answer: the call's id (the only call so far).
+    pub fn answer_incoming(&mut self, offer: &str) -> String {
+        self.phone().invite(offer);
+        self.exchange();
+        let call = self.only_call_id();
+        self.command(ringside::core::Command::Answer { call: call.clone() })
+            .expect("answer");
+        call
+    }
+
     /// The `call.ended` event of a call (reason, status code).
     pub fn ended(&self, call: &str) -> Option<(ringside::events::EndReason, Option<u16>)> {
         self.events.iter().find_map(|(_, e)| match e {
