@@ -1083,14 +1083,7 @@ mod tests {
         let earlier = crate::shell::now();
         engine.media_clock = Some(earlier);
         let start = earlier + Duration::from_secs(5);
-        let audio = NegotiatedAudio {
-            remote_rtp: "127.0.0.1:9".parse().expect("address"),
-            codec: crate::core::sdp::PayloadFormat::new(CodecKind::Pcmu, 0, None),
-            telephone_event_pt: None,
-            direction: Direction::SendRecv,
-            ptime_ms: 20,
-            srtp: None,
-        };
+        let audio = pcmu_audio("127.0.0.1:9".parse().expect("address"));
         engine.apply(
             start,
             MediaAction::Start {
@@ -1149,6 +1142,18 @@ mod tests {
     }
 
     /// Binds a loopback RTP/RTCP port pair that is free now.
+    /// A plain PCMU stream to `remote_rtp`, both ways, 20 ms.
+    fn pcmu_audio(remote_rtp: SocketAddr) -> NegotiatedAudio {
+        NegotiatedAudio {
+            remote_rtp,
+            codec: crate::core::sdp::PayloadFormat::new(CodecKind::Pcmu, 0, None),
+            telephone_event_pt: None,
+            direction: Direction::SendRecv,
+            ptime_ms: 20,
+            srtp: None,
+        }
+    }
+
     fn free_rtp_pair() -> SocketAddr {
         for _ in 0..100 {
             let probe = bind_media(SocketAddr::from(([127, 0, 0, 1], 0))).expect("probe socket");
@@ -1179,14 +1184,9 @@ mod tests {
         // The peer sends from `peer_socket`, while its SDP names another port (a NAT).
         let peer_socket = bind_media(SocketAddr::from(([127, 0, 0, 1], 0))).expect("peer");
         let sdp_port = free_rtp_pair();
-        let codec = crate::core::sdp::PayloadFormat::new(CodecKind::Pcmu, 0, None);
         let audio = NegotiatedAudio {
-            remote_rtp: sdp_port,
-            codec,
-            telephone_event_pt: None,
-            direction: Direction::SendRecv,
-            ptime_ms: 20,
             srtp: Some((srtp_key(1), srtp_key(2))),
+            ..pcmu_audio(sdp_port)
         };
         let start = crate::shell::now();
         engine.apply(
@@ -1552,14 +1552,7 @@ mod tests {
         let local = free_rtp_pair();
         let peer_socket = bind_media(SocketAddr::from(([127, 0, 0, 1], 0))).expect("peer");
         let sdp_socket = bind_media(SocketAddr::from(([127, 0, 0, 1], 0))).expect("sdp");
-        let audio = NegotiatedAudio {
-            remote_rtp: sdp_socket.local_addr().expect("sdp address"),
-            codec: crate::core::sdp::PayloadFormat::new(CodecKind::Pcmu, 0, None),
-            telephone_event_pt: None,
-            direction: Direction::SendRecv,
-            ptime_ms: 20,
-            srtp: None,
-        };
+        let audio = pcmu_audio(sdp_socket.local_addr().expect("sdp address"));
         let start = crate::shell::now();
         engine.apply(
             start,
