@@ -107,6 +107,17 @@ fn variants() -> Vec<Variant> {
             }
         }
     }
+    // Ringside's clean-path setting (CELT at 64 kb/s) at the complexities below its 6.
+    for complexity in [5, 4, 3] {
+        all.push(Variant {
+            fec_loss_percent: Some(0),
+            max_bandwidth: Some(opus::Bandwidth::Wideband),
+            bitrate_bps: 64_000,
+            signal_music: true,
+            complexity,
+            ..BASE
+        });
+    }
     for bitrate_bps in [24_000, 32_000, 48_000, 64_000] {
         for complexity in [10, 6, 3, 0] {
             for max_bandwidth in [None, Some(opus::Bandwidth::Wideband)] {
