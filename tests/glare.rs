@@ -10,23 +10,29 @@ use common::*;
 use ringside::core::Command;
 use ringside::core::sip::Method;
 
-#[test]
-fn crossing_reinvites_get_491_and_ours_is_retried() {
-    let mut scenario = phone_scenario(InviteReply::AnswerAfter(Duration::from_millis(100)));
-    let call = scenario.dial(PHONE_URI);
-    scenario.run_for(Duration::from_secs(1));
-
-    // Our hold re-INVITE reaches the phone, which holds it while sending its own.
+/// Our hold re-INVITE reaches the phone, which holds it while sending its own: glare.
+fn cross_hold_with_the_phones_reinvite(scenario: &mut Scenario, call: &str) {
     scenario.phones[0].hold_reinvites = true;
     scenario
-        .command(Command::Hold { call: call.clone() })
-        .unwrap();
+        .command(Command::Hold {
+            call: call.to_owned(),
+        })
+        .expect("hold");
     scenario.phone().send_in_dialog(
         "INVITE",
         None,
         Some(("application/sdp", &sdp_offer("sendrecv"))),
     );
     scenario.exchange();
+}
+
+#[test]
+fn crossing_reinvites_get_491_and_ours_is_retried() {
+    let mut scenario = phone_scenario(InviteReply::AnswerAfter(Duration::from_millis(100)));
+    let call = scenario.dial(PHONE_URI);
+    scenario.run_for(Duration::from_secs(1));
+
+    cross_hold_with_the_phones_reinvite(&mut scenario, &call);
     assert!(
         scenario.phones[0].response_codes().contains(&491),
         "Ringside refuses the crossing offer"
@@ -53,16 +59,7 @@ fn the_side_that_did_not_place_the_call_retries_within_two_seconds() {
     let mut scenario = phone_scenario(InviteReply::Silent);
     let call = scenario.answer_incoming(&sdp_offer("sendrecv"));
 
-    scenario.phones[0].hold_reinvites = true;
-    scenario
-        .command(Command::Hold { call: call.clone() })
-        .unwrap();
-    scenario.phone().send_in_dialog(
-        "INVITE",
-        None,
-        Some(("application/sdp", &sdp_offer("sendrecv"))),
-    );
-    scenario.exchange();
+    cross_hold_with_the_phones_reinvite(&mut scenario, &call);
     assert!(scenario.phones[0].response_codes().contains(&491));
 
     scenario.phones[0].hold_reinvites = false;

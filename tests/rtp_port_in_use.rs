@@ -30,6 +30,14 @@ fn dial(scenario: &mut Scenario) -> Result<CommandReply, CommandError> {
     })
 }
 
+/// A dial that must place a call: its id.
+fn dial_call(scenario: &mut Scenario) -> String {
+    match dial(scenario) {
+        Ok(CommandReply::CallCreated { call }) => call,
+        other => panic!("{other:?}"),
+    }
+}
+
 fn body(response: &Response) -> String {
     String::from_utf8_lossy(&response.body).into_owned()
 }
@@ -39,10 +47,7 @@ fn outbound_calls_offer_only_pairs_the_shell_bound() {
     let mut scenario = scenario(InviteReply::AnswerAfter(Duration::from_secs(1)));
     // 30000 and 30002 are held by other programs: the shell could bind 30004 only.
     scenario.core.add_media_port(30004);
-    let call = match dial(&mut scenario) {
-        Ok(CommandReply::CallCreated { call }) => call,
-        other => panic!("{other:?}"),
-    };
+    let call = dial_call(&mut scenario);
     scenario.run_for(Duration::from_secs(2));
     let invite = scenario.phones[0].requests(Method::Invite)[0].clone();
     let offer = String::from_utf8_lossy(&invite.body).into_owned();
@@ -68,10 +73,7 @@ fn outbound_calls_offer_only_pairs_the_shell_bound() {
 fn a_call_that_never_had_media_gives_its_pair_back() {
     let mut scenario = scenario(InviteReply::Reject(486));
     scenario.core.add_media_port(30002);
-    let call = match dial(&mut scenario) {
-        Ok(CommandReply::CallCreated { call }) => call,
-        other => panic!("{other:?}"),
-    };
+    let call = dial_call(&mut scenario);
     scenario.run_for(Duration::from_secs(2));
     let invite = scenario.phones[0].requests(Method::Invite)[0].clone();
     let offer = String::from_utf8_lossy(&invite.body).into_owned();

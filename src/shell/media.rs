@@ -1084,14 +1084,7 @@ mod tests {
         engine.media_clock = Some(earlier);
         let start = earlier + Duration::from_secs(5);
         let audio = pcmu_audio("127.0.0.1:9".parse().expect("address"));
-        engine.apply(
-            start,
-            MediaAction::Start {
-                call: "c".into(),
-                local_rtp: free_rtp_pair(),
-                audio,
-            },
-        );
+        start_call_c(&mut engine, start, free_rtp_pair(), audio);
         assert!(!engine.calls.is_empty(), "call media started");
         let written = |engine: &MediaEngine| {
             engine
@@ -1142,6 +1135,24 @@ mod tests {
     }
 
     /// Binds a loopback RTP/RTCP port pair that is free now.
+    /// Starts the media of call "c" on `local_rtp`.
+    fn start_call_c(
+        engine: &mut MediaEngine,
+        now: Instant,
+        local_rtp: SocketAddr,
+        audio: NegotiatedAudio,
+    ) {
+        let call = "c".to_owned();
+        engine.apply(
+            now,
+            MediaAction::Start {
+                call,
+                local_rtp,
+                audio,
+            },
+        );
+    }
+
     /// A plain PCMU stream to `remote_rtp`, both ways, 20 ms.
     fn pcmu_audio(remote_rtp: SocketAddr) -> NegotiatedAudio {
         NegotiatedAudio {
@@ -1189,14 +1200,7 @@ mod tests {
             ..pcmu_audio(sdp_port)
         };
         let start = crate::shell::now();
-        engine.apply(
-            start,
-            MediaAction::Start {
-                call: "c".to_owned(),
-                local_rtp: local,
-                audio,
-            },
-        );
+        start_call_c(&mut engine, start, local, audio);
         assert!(engine.calls.contains_key("c"), "media started");
 
         // The peer: a session with the crossed keys, in virtual time from `start`.
@@ -1554,14 +1558,7 @@ mod tests {
         let sdp_socket = bind_media(SocketAddr::from(([127, 0, 0, 1], 0))).expect("sdp");
         let audio = pcmu_audio(sdp_socket.local_addr().expect("sdp address"));
         let start = crate::shell::now();
-        engine.apply(
-            start,
-            MediaAction::Start {
-                call: "c".to_owned(),
-                local_rtp: local,
-                audio,
-            },
-        );
+        start_call_c(&mut engine, start, local, audio);
         // The peer's RTP (header only: PCMU, seq 1) comes from another port than its SDP's.
         let mut rtp = [0u8; 12 + 160];
         rtp[0] = 0x80;
