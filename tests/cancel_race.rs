@@ -272,3 +272,37 @@ fn hangup_after_100_trying_alone_cancels_at_once() {
     );
     assert_ended_once_unanswered(&scenario, &call);
 }
+
+#[test]
+fn shutdown_grace_over_with_a_silent_far_end_ends_the_call_as_local_hangup() {
+    let mut scenario = phone_scenario(InviteReply::Silent);
+    let call = scenario.dial(PHONE_URI);
+    scenario.run_for(Duration::from_secs(1));
+    scenario.command(Command::Shutdown).unwrap();
+    assert!(
+        scenario.phones[0].requests(Method::Cancel).is_empty(),
+        "no CANCEL before a 1xx"
+    );
+    // The shell's grace is shorter than Timer B: the call is still waiting for the INVITE.
+    scenario.run_for(Duration::from_secs(5));
+    assert_eq!(scenario.ended(&call), None);
+    assert!(!scenario.core.is_shut_down());
+
+    scenario.core.end_abandoned_calls(scenario.now);
+    scenario.exchange();
+    assert_eq!(scenario.ended(&call), Some((EndReason::LocalHangup, None)));
+    assert!(scenario.core.is_shut_down());
+    scenario.run_for(Duration::from_secs(40));
+    assert_ended_once_unanswered(&scenario, &call);
+}
+
+#[test]
+fn ending_abandoned_calls_leaves_calls_nobody_gave_up_on() {
+    let mut scenario = phone_scenario(InviteReply::RingForever);
+    let call = scenario.dial(PHONE_URI);
+    scenario.run_for(Duration::from_secs(1));
+    scenario.core.end_abandoned_calls(scenario.now);
+    scenario.exchange();
+    assert_eq!(scenario.ended(&call), None);
+    assert_eq!(scenario.core.calls(scenario.now).len(), 1);
+}

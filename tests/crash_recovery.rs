@@ -1,7 +1,8 @@
 //! `kill -9` in the middle of a call, then a restart in the same home (same event log): the
 //! call is closed with exactly one `call.ended` whose `reason` and `call.end_reason` are
 //! `interrupted`, a later restart adds nothing for it, and the log still replays every event in
-//! order (docs/events.md, "State snapshot and resync").
+//! order (docs/events.md, "State snapshot and resync"). A clean stop, by contrast, ends its
+//! calls itself, even one whose far end never answered.
 #![allow(
     clippy::disallowed_methods,
     clippy::disallowed_types,
@@ -171,5 +172,30 @@ async fn every_call_left_open_is_interrupted_even_one_still_dialling() {
         echo.api.replay(0).await,
         log,
         "a clean restart adds nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_clean_stop_while_dialling_a_silent_peer_ends_the_call_as_local_hangup() {
+    let mut echo = Echo::start(RINGSIDE);
+    // Nothing answers the INVITE, so no CANCEL can be sent and Timer B (32 s) outlasts the
+    // shutdown grace: the call must still end with its own reason before the process exits.
+    let silent = support::dead_udp_port();
+    let dialling = echo
+        .api
+        .dial(&format!("sip:nobody@127.0.0.1:{silent}"))
+        .await;
+    echo.api.wait_call(&dialling, Some("dialing")).await;
+
+    echo.stop();
+    echo.restart();
+    let log = echo.api.replay(0).await;
+    let ended = endings(&log, &dialling);
+    assert_eq!(ended.len(), 1, "{log:#?}");
+    assert_eq!(ended[0]["reason"], "local_hangup", "{}", ended[0]);
+    assert_eq!(
+        ended[0]["call"]["end_reason"], "local_hangup",
+        "{}",
+        ended[0]
     );
 }

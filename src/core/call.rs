@@ -845,6 +845,25 @@ impl Calls {
         }
     }
 
+    /// The process is exiting before the INVITEs that [`Self::end_all`] abandoned have ended
+    /// (a far end that answers neither the INVITE nor its CANCEL keeps one alive for Timer B,
+    /// 32 s). Each such call ends now, with the reason it was abandoned for, so its
+    /// `call.ended` is reported rather than recovered as `interrupted` at the next start.
+    pub fn end_abandoned_now(&mut self, ctx: &mut CallContext<'_>) {
+        let abandoned: Vec<(String, Abandoned)> = self
+            .calls
+            .iter()
+            .filter_map(|(id, call)| {
+                let why = call.outgoing.as_ref()?.abandoned?;
+                Some((id.clone(), why))
+            })
+            .collect();
+        for (id, why) in abandoned {
+            let detail = "exited before the INVITE ended".to_owned();
+            self.end(ctx, &id, why.end_reason(), None, Some(detail));
+        }
+    }
+
     // ----- network -----
 
     /// A new INVITE outside any dialog: answers 180 and reports `call.incoming`, or refuses it

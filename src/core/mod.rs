@@ -429,6 +429,13 @@ impl Core {
         self.stats
     }
 
+    /// The shell's shutdown grace is over: calls still waiting for the end of an INVITE they
+    /// abandoned end now (see [`Calls::end_abandoned_now`]). Registrations are left as they
+    /// are; a registrar that never answered lets the binding expire.
+    pub fn end_abandoned_calls(&mut self, now: Instant) {
+        self.with_calls(now, |calls, ctx| calls.end_abandoned_now(ctx));
+    }
+
     /// True once a `Shutdown` command has finished unregistering.
     pub fn is_shut_down(&self) -> bool {
         self.shutting_down

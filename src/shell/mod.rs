@@ -334,6 +334,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
             break;
         }
     }
+    // A far end that answered neither an INVITE nor its CANCEL would hold its call until Timer
+    // B; it ends now, so its `call.ended` goes out with the rest.
+    engine.core.end_abandoned_calls(now());
     engine.pump().await;
     engine.media.stop_all();
     engine.flush_events().await;
