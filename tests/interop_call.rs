@@ -5,6 +5,12 @@
 //! baresip sends a 440 Hz `ausine` tone and records what it decodes. Both recordings are checked
 //! for the other side's frequency with Goertzel, not by eye.
 //!
+//! With `mediaenc=srtp-mand` on baresip's side and `[media] srtp = "mandatory"` on Ringside's,
+//! the same calls run over SDES-SRTP (RTP/SAVP, RFC 4568) in both directions; a round trip
+//! time in `call.ended` shows that SRTCP got through both ways too. (baresip 1.0 also sends
+//! one unprotected RTCP APP "PING" at the start of a call, which Ringside drops and counts
+//! as an SRTP error, as it should.)
+//!
 //! Mid-call features driven by the far end are checked against the events Ringside logs on
 //! stderr (docs/events.md): baresip's hold/resume (re-INVITEs) and RFC 4733 DTMF, and a SIPp
 //! UAC (tests/interop/sipp/uac_pcap.xml) that plays SIPp's G.711 A-law pcap into Ringside.
@@ -33,6 +39,11 @@ const SETTLE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
 const RINGSIDE_TONE_HZ: f64 = 1000.0;
 const BARESIP_TONE_HZ: u32 = 440;
+/// How much audio a call lets flow before it is judged (baresip's recording of it).
+const LISTEN_SECS: f64 = 2.5;
+/// Long enough for RTCP both ways: each side's first report comes within ~5 s, and a round
+/// trip time needs the far end's report on one of ours.
+const RTCP_LISTEN_SECS: f64 = 12.0;
 const SIPP_UAC_PCAP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/interop/sipp/uac_pcap.xml"
@@ -68,6 +79,11 @@ fn start(codecs: &str) -> Option<Setup> {
 
 /// Kamailio and Ringside offering `codecs`, if every peer in `peers` is installed.
 fn start_for(peers: &[&str], codecs: &str) -> Option<Setup> {
+    start_with_media(peers, codecs, "")
+}
+
+/// [`start_for`] with more `[media]` settings (whole lines).
+fn start_with_media(peers: &[&str], codecs: &str, media: &str) -> Option<Setup> {
     if !peers.iter().all(|peer| require_peer(peer)) {
         return None;
     }
@@ -80,7 +96,7 @@ fn start_for(peers: &[&str], codecs: &str) -> Option<Setup> {
     // Each test gets its own RTP range (ports are free-picked pairs).
     let rtp = free_port() & !1;
     let config = format!(
-        "[api]\nlisten = \"127.0.0.1:0\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\n[media]\nrtp_ports = \"{rtp}-{}\"\ncodecs = [{codecs}]\n\n\
+        "[api]\nlisten = \"127.0.0.1:0\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\n[media]\nrtp_ports = \"{rtp}-{}\"\ncodecs = [{codecs}]\n{media}\n\
          [audio]\ncapture = \"file:{}\"\nplayback = \"file:{}\"\n\n\
          [[account]]\nname = \"office\"\nuser = \"1001\"\npassword = \"secret1001\"\ndomain = \"127.0.0.1\"\n\
          registrar = \"{}\"\nexpires_secs = 120\nauto_answer = true\n",
@@ -167,7 +183,19 @@ fn baresip_hangs_up(setup: &Setup, baresip: &mut Baresip) -> String {
 }
 
 fn call_and_listen(setup: &mut Setup, baresip_codecs: &[&str], sdp_format: &str) {
-    let mut baresip = baresip_calls_ringside(setup, baresip_codecs);
+    let options = BaresipOptions::default().audio_codecs(baresip_codecs);
+    call_and_listen_with(setup, options, sdp_format, LISTEN_SECS);
+}
+
+/// [`call_and_listen`] with baresip's `options` as given, for `secs` of audio. Returns
+/// Ringside's `call.ended`.
+fn call_and_listen_with(
+    setup: &mut Setup,
+    options: BaresipOptions,
+    sdp_format: &str,
+    secs: f64,
+) -> Value {
+    let mut baresip = baresip_calls_ringside_with(setup, options);
     let callstat = baresip
         .command_ok("callstat", "")
         .map(|r| format!("{r:?}"))
@@ -177,13 +205,13 @@ fn call_and_listen(setup: &mut Setup, baresip_codecs: &[&str], sdp_format: &str)
         "codec {sdp_format} not negotiated: {callstat}"
     );
 
-    // Let ~2 s of audio flow both ways (measured by what baresip has recorded).
-    let recording = baresip_recording(&baresip, 2.5, SETTLE);
+    // Let the audio flow both ways (measured by what baresip has recorded).
+    let recording = baresip_recording(&baresip, secs, SETTLE);
     baresip_hangs_up(setup, &mut baresip);
 
-    // `call.ended` reports how the audio fared: ~2.5 s each way, nothing lost on loopback.
-    let ended = wait_events(&setup.ringside, "call.ended", 1);
-    let media = &ended[0]["media"];
+    // `call.ended` reports how the audio fared: `secs` each way, nothing lost on loopback.
+    let ended = wait_events(&setup.ringside, "call.ended", 1).remove(0);
+    let media = &ended["media"];
     let codec = media["codec"].as_str().unwrap_or_default();
     assert!(
         sdp_format.to_lowercase().starts_with(&codec.to_lowercase()) && !codec.is_empty(),
@@ -204,6 +232,7 @@ fn call_and_listen(setup: &mut Setup, baresip_codecs: &[&str], sdp_format: &str)
     let heard = read_wav(&setup.heard).expect("ringside's playback file is a valid WAV");
     let hz = f64::from(BARESIP_TONE_HZ);
     assert_tone_flows(&heard.mono(), heard.sample_rate, hz, "ringside");
+    ended
 }
 
 #[test]
@@ -633,11 +662,10 @@ fn ringside_cli(ringside: &RingsideProcess, args: &[&str]) -> String {
 }
 
 /// Starts baresip registered as 1002 (auto-answer) and waits for its binding at the PBX.
-fn start_baresip_callee(setup: &Setup, baresip_codecs: &[&str]) -> Baresip {
+fn start_baresip_callee(setup: &Setup, options: BaresipOptions) -> Baresip {
     let host_port = format!("127.0.0.1:{}", setup.pbx.sip_port());
-    let options = BaresipOptions::default()
+    let options = options
         .registered("1002", &host_port, "secret1002")
-        .audio_codecs(baresip_codecs)
         .sine_hz(BARESIP_TONE_HZ)
         .auto_answer();
     let baresip = Baresip::start(options).expect("baresip");
@@ -650,8 +678,8 @@ fn start_baresip_callee(setup: &Setup, baresip_codecs: &[&str]) -> Baresip {
 
 /// `ringside dial 1002` (a number, made a SIP URI by the account), baresip answers. Checks
 /// the call's events up to `call.established` and returns baresip and the call id.
-fn ringside_calls_baresip(setup: &Setup, baresip_codecs: &[&str]) -> (Baresip, String) {
-    let mut baresip = start_baresip_callee(setup, baresip_codecs);
+fn ringside_calls_baresip(setup: &Setup, options: BaresipOptions) -> (Baresip, String) {
+    let mut baresip = start_baresip_callee(setup, options);
     let call = ringside_cli(&setup.ringside, &["dial", "1002"]);
     assert!(!call.is_empty(), "`ringside dial` printed no call id");
     baresip
@@ -697,7 +725,8 @@ fn ringside_calls_baresip(setup: &Setup, baresip_codecs: &[&str]) -> (Baresip, S
 }
 
 /// `ringside hangup`: Ringside ends the call with `local_hangup`, baresip sees it closed.
-fn ringside_hangs_up(setup: &Setup, baresip: &mut Baresip, call: &str) {
+/// Returns Ringside's `call.ended`.
+fn ringside_hangs_up(setup: &Setup, baresip: &mut Baresip, call: &str) -> Value {
     assert_eq!(ringside_cli(&setup.ringside, &["hangup"]), call);
     baresip
         .wait_event("CALL_CLOSED", SETTLE)
@@ -705,10 +734,18 @@ fn ringside_hangs_up(setup: &Setup, baresip: &mut Baresip, call: &str) {
     let ended = wait_call_ended(&setup.ringside);
     assert_eq!(ended["reason"], "local_hangup", "{ended}");
     assert_eq!(ended["call"]["id"], call, "{ended}");
+    ended
 }
 
-fn ringside_calls_and_listens(setup: &Setup, baresip_codecs: &[&str], sdp_format: &str) {
-    let (mut baresip, call) = ringside_calls_baresip(setup, baresip_codecs);
+/// Ringside calls baresip and each hears the other for `secs`. Returns Ringside's
+/// `call.ended`.
+fn ringside_calls_and_listens(
+    setup: &Setup,
+    options: BaresipOptions,
+    sdp_format: &str,
+    secs: f64,
+) -> Value {
+    let (mut baresip, call) = ringside_calls_baresip(setup, options);
     let callstat = baresip
         .command_ok("callstat", "")
         .map(|r| format!("{r:?}"))
@@ -718,20 +755,16 @@ fn ringside_calls_and_listens(setup: &Setup, baresip_codecs: &[&str], sdp_format
         "codec {sdp_format} not negotiated: {callstat}"
     );
 
-    // ~2.5 s of audio both ways, measured by what baresip has recorded.
-    let recorded = poll_until(SETTLE, POLL, || {
-        let path = baresip.decoded_recordings().into_iter().next()?;
-        let wav = read_wav(&path).ok()?;
-        (wav.frames() as f64 / f64::from(wav.sample_rate.max(1)) >= 2.5).then_some(path)
-    });
-    let recording = recorded.expect("baresip recorded Ringside's audio");
-    ringside_hangs_up(setup, &mut baresip, &call);
+    // Audio both ways, measured by what baresip has recorded.
+    let recording = baresip_recording(&baresip, secs, SETTLE);
+    let ended = ringside_hangs_up(setup, &mut baresip, &call);
 
     let wav = read_wav(&recording).expect("baresip recording");
     assert_tone_flows(&wav.mono(), wav.sample_rate, RINGSIDE_TONE_HZ, "baresip");
     let heard = read_wav(&setup.heard).expect("ringside's playback file is a valid WAV");
     let hz = f64::from(BARESIP_TONE_HZ);
     assert_tone_flows(&heard.mono(), heard.sample_rate, hz, "ringside");
+    ended
 }
 
 #[test]
@@ -740,7 +773,8 @@ fn ringside_calls_baresip_through_kamailio_and_both_hear_each_other() {
     let Some(setup) = start("\"pcmu\", \"pcma\"") else {
         return;
     };
-    ringside_calls_and_listens(&setup, &["pcmu"], "PCMU/8000");
+    let options = BaresipOptions::default().audio_codecs(&["pcmu"]);
+    ringside_calls_and_listens(&setup, options, "PCMU/8000", LISTEN_SECS);
 }
 
 #[test]
@@ -749,7 +783,92 @@ fn ringside_calls_baresip_through_kamailio_with_opus_and_both_hear_each_other() 
     let Some(setup) = start("\"opus\", \"pcmu\"") else {
         return;
     };
-    ringside_calls_and_listens(&setup, &["opus/48000/2"], "opus/48000/2");
+    let options = BaresipOptions::default().audio_codecs(&["opus/48000/2"]);
+    ringside_calls_and_listens(&setup, options, "opus/48000/2", LISTEN_SECS);
+}
+
+/// The SDP offer and answer of the call's INVITE in Ringside's `--sip-trace` log: the INVITE's
+/// body and that of the 200 OK to it, whichever side sent them.
+fn invite_offer_and_answer(ringside: &RingsideProcess) -> (String, String) {
+    let trace = sip_trace(ringside);
+    let body = |start: &str| {
+        trace
+            .iter()
+            .map(|(_, message)| message)
+            .find(|message| {
+                message.starts_with(start)
+                    && message.lines().any(|l| {
+                        l.split_once(':').is_some_and(|(name, value)| {
+                            name.eq_ignore_ascii_case("cseq") && value.trim().ends_with("INVITE")
+                        })
+                    })
+                    && message.contains("m=audio")
+            })
+            .map(|message| message[message.find("v=0").unwrap_or(0)..].to_owned())
+            .unwrap_or_else(|| panic!("no {start} with SDP in the trace"))
+    };
+    (body("INVITE "), body("SIP/2.0 200"))
+}
+
+/// `sdp` asks for SDES-SRTP: RTP/SAVP and a crypto attribute with Ringside's suite.
+fn assert_sdes_srtp(sdp: &str, whose: &str) {
+    let media = sdp
+        .lines()
+        .find(|l| l.starts_with("m=audio"))
+        .unwrap_or_default();
+    assert!(media.contains(" RTP/SAVP "), "{whose}: {media}\n{sdp}");
+    assert!(
+        sdp.lines()
+            .any(|l| l.starts_with("a=crypto:") && l.contains(" AES_CM_128_HMAC_SHA1_80 inline:")),
+        "{whose}: no AES_CM_128_HMAC_SHA1_80 key\n{sdp}"
+    );
+}
+
+/// SRTCP worked both ways: Ringside measured a round trip, which takes a report of the far end
+/// that it decrypted, quoting one of Ringside's sender reports that the far end decrypted.
+fn assert_srtcp_both_ways(ended: &Value) {
+    let media = &ended["media"];
+    assert!(media["rtt_ms"].as_f64().is_some(), "no round trip: {media}");
+}
+
+/// SDES-SRTP (RFC 4568) with a real peer: baresip's `srtp-mand` offers RTP/SAVP with its
+/// keys, Ringside (`srtp = "mandatory"`) answers with its own, and each side hears the other,
+/// which over RTP/SAVP it can only if both keys work.
+#[test]
+fn baresip_calls_ringside_with_sdes_srtp_and_both_hear_each_other() {
+    let _serial = one_call_at_a_time();
+    let peers = ["kamailio", "baresip"];
+    let Some(mut setup) = start_with_media(&peers, "\"pcmu\"", "srtp = \"mandatory\"") else {
+        return;
+    };
+    let options = BaresipOptions::default()
+        .audio_codecs(&["pcmu"])
+        .media_encryption("srtp-mand");
+    let ended = call_and_listen_with(&mut setup, options, "PCMU/8000", RTCP_LISTEN_SECS);
+
+    let (offer, answer) = invite_offer_and_answer(&setup.ringside);
+    assert_sdes_srtp(&offer, "baresip's offer");
+    assert_sdes_srtp(&answer, "Ringside's answer");
+    assert_srtcp_both_ways(&ended);
+}
+
+/// The other direction: Ringside offers SDES-SRTP, baresip (`srtp-mand`) answers.
+#[test]
+fn ringside_calls_baresip_with_sdes_srtp_and_both_hear_each_other() {
+    let _serial = one_call_at_a_time();
+    let peers = ["kamailio", "baresip"];
+    let Some(setup) = start_with_media(&peers, "\"pcmu\"", "srtp = \"mandatory\"") else {
+        return;
+    };
+    let options = BaresipOptions::default()
+        .audio_codecs(&["pcmu"])
+        .media_encryption("srtp-mand");
+    let ended = ringside_calls_and_listens(&setup, options, "PCMU/8000", RTCP_LISTEN_SECS);
+
+    let (offer, answer) = invite_offer_and_answer(&setup.ringside);
+    assert_sdes_srtp(&offer, "Ringside's offer");
+    assert_sdes_srtp(&answer, "baresip's answer");
+    assert_srtcp_both_ways(&ended);
 }
 
 /// The SIP messages in Ringside's `--sip-trace` log, in order: (`sent` or `received`, the
@@ -844,7 +963,8 @@ fn ringside_holds_and_resumes_a_call_to_baresip() {
     let Some(setup) = start("\"pcmu\", \"pcma\"") else {
         return;
     };
-    let (mut baresip, call) = ringside_calls_baresip(&setup, &["pcmu"]);
+    let (mut baresip, call) =
+        ringside_calls_baresip(&setup, BaresipOptions::default().audio_codecs(&["pcmu"]));
     let sip_call_id = wait_events(&setup.ringside, "call.established", 1)[0]["call"]["call_id"]
         .as_str()
         .unwrap_or_default()
@@ -918,7 +1038,8 @@ fn ringside_sends_dtmf_to_baresip() {
     let Some(setup) = start("\"pcmu\", \"pcma\"") else {
         return;
     };
-    let (mut baresip, call) = ringside_calls_baresip(&setup, &["pcmu"]);
+    let (mut baresip, call) =
+        ringside_calls_baresip(&setup, BaresipOptions::default().audio_codecs(&["pcmu"]));
 
     assert_eq!(ringside_cli(&setup.ringside, &["dtmf", "12#"]), call);
     wait_events(&setup.ringside, "call.dtmf", 3);

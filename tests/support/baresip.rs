@@ -53,6 +53,8 @@ pub struct BaresipOptions {
     /// Answer incoming calls at once (the account's `answermode=auto`); otherwise they
     /// ring until a `accept` command.
     pub auto_answer: bool,
+    /// The account's `mediaenc`, e.g. `srtp-mand` (SDES-SRTP over RTP/SAVP); none: plain RTP.
+    pub media_encryption: Option<String>,
 }
 
 impl Default for BaresipOptions {
@@ -66,6 +68,7 @@ impl Default for BaresipOptions {
             start_timeout: Duration::from_secs(20),
             registrar: None,
             auto_answer: false,
+            media_encryption: None,
         }
     }
 }
@@ -99,6 +102,12 @@ impl BaresipOptions {
     /// Answers incoming calls automatically (`answermode=auto`).
     pub fn auto_answer(mut self) -> Self {
         self.auto_answer = true;
+        self
+    }
+
+    /// Sets the account's media encryption (see the field).
+    pub fn media_encryption(mut self, mediaenc: &str) -> Self {
+        self.media_encryption = Some(mediaenc.to_owned());
         self
     }
 }
@@ -685,5 +694,10 @@ fn account_line(options: &BaresipOptions) -> String {
             options.user
         ),
     };
-    format!("{line}{answer}")
+    let mediaenc = options
+        .media_encryption
+        .as_ref()
+        .map(|menc| format!(";mediaenc={menc}"))
+        .unwrap_or_default();
+    format!("{line}{answer}{mediaenc}")
 }
