@@ -6,7 +6,8 @@
 //! for the other side's frequency with Goertzel, not by eye.
 //!
 //! With `mediaenc=srtp-mand` on baresip's side and `[media] srtp = "mandatory"` on Ringside's,
-//! the same calls run over SDES-SRTP (RTP/SAVP, RFC 4568) in both directions; a round trip
+//! the same calls run over SDES-SRTP (RTP/SAVP, RFC 4568) in both directions, and with
+//! `mediaenc=srtp` / `srtp = "optional"` over best-effort SRTP (RTP/AVP with keys); a round trip
 //! time in `call.ended` shows that SRTCP got through both ways too. (baresip 1.0 also sends
 //! one unprotected RTCP APP "PING" at the start of a call, which Ringside drops and counts
 //! as an SRTP error, as it should.)
@@ -810,13 +811,17 @@ fn invite_offer_and_answer(ringside: &RingsideProcess) -> (String, String) {
     (body("INVITE "), body("SIP/2.0 200"))
 }
 
-/// `sdp` asks for SDES-SRTP: RTP/SAVP and a crypto attribute with Ringside's suite.
-fn assert_sdes_srtp(sdp: &str, whose: &str) {
+/// `sdp` asks for SDES-SRTP: `profile` (RTP/SAVP, or RTP/AVP for best-effort SRTP) and a
+/// crypto attribute with Ringside's suite.
+fn assert_sdes_srtp(sdp: &str, profile: &str, whose: &str) {
     let media = sdp
         .lines()
         .find(|l| l.starts_with("m=audio"))
         .unwrap_or_default();
-    assert!(media.contains(" RTP/SAVP "), "{whose}: {media}\n{sdp}");
+    assert!(
+        media.contains(&format!(" {profile} ")),
+        "{whose}: {media}\n{sdp}"
+    );
     assert!(
         sdp.lines()
             .any(|l| l.starts_with("a=crypto:") && l.contains(" AES_CM_128_HMAC_SHA1_80 inline:")),
@@ -847,8 +852,8 @@ fn baresip_calls_ringside_with_sdes_srtp_and_both_hear_each_other() {
     let ended = call_and_listen_with(&mut setup, options, "PCMU/8000", RTCP_LISTEN_SECS);
 
     let (offer, answer) = invite_offer_and_answer(&setup.ringside);
-    assert_sdes_srtp(&offer, "baresip's offer");
-    assert_sdes_srtp(&answer, "Ringside's answer");
+    assert_sdes_srtp(&offer, "RTP/SAVP", "baresip's offer");
+    assert_sdes_srtp(&answer, "RTP/SAVP", "Ringside's answer");
     assert_srtcp_both_ways(&ended);
 }
 
@@ -866,9 +871,46 @@ fn ringside_calls_baresip_with_sdes_srtp_and_both_hear_each_other() {
     let ended = ringside_calls_and_listens(&setup, options, "PCMU/8000", RTCP_LISTEN_SECS);
 
     let (offer, answer) = invite_offer_and_answer(&setup.ringside);
-    assert_sdes_srtp(&offer, "Ringside's offer");
-    assert_sdes_srtp(&answer, "baresip's answer");
+    assert_sdes_srtp(&offer, "RTP/SAVP", "Ringside's offer");
+    assert_sdes_srtp(&answer, "RTP/SAVP", "baresip's answer");
     assert_srtcp_both_ways(&ended);
+}
+
+/// Best-effort SRTP, the common practice: Ringside (`srtp = "optional"`) offers RTP/AVP with a
+/// key, baresip (`mediaenc=srtp`) answers with its own, and the call is encrypted.
+#[test]
+fn ringside_calls_baresip_with_optional_srtp_and_both_hear_each_other() {
+    let _serial = one_call_at_a_time();
+    let peers = ["kamailio", "baresip"];
+    let Some(setup) = start_with_media(&peers, "\"pcmu\"", "srtp = \"optional\"") else {
+        return;
+    };
+    let options = BaresipOptions::default()
+        .audio_codecs(&["pcmu"])
+        .media_encryption("srtp");
+    ringside_calls_and_listens(&setup, options, "PCMU/8000", LISTEN_SECS);
+
+    let (offer, answer) = invite_offer_and_answer(&setup.ringside);
+    assert_sdes_srtp(&offer, "RTP/AVP", "Ringside's offer");
+    assert_sdes_srtp(&answer, "RTP/AVP", "baresip's answer");
+}
+
+/// The same from baresip's side: its best-effort offer gets Ringside's key in the answer.
+#[test]
+fn baresip_calls_ringside_with_optional_srtp_and_both_hear_each_other() {
+    let _serial = one_call_at_a_time();
+    let peers = ["kamailio", "baresip"];
+    let Some(mut setup) = start_with_media(&peers, "\"pcmu\"", "srtp = \"optional\"") else {
+        return;
+    };
+    let options = BaresipOptions::default()
+        .audio_codecs(&["pcmu"])
+        .media_encryption("srtp");
+    call_and_listen_with(&mut setup, options, "PCMU/8000", LISTEN_SECS);
+
+    let (offer, answer) = invite_offer_and_answer(&setup.ringside);
+    assert_sdes_srtp(&offer, "RTP/AVP", "baresip's offer");
+    assert_sdes_srtp(&answer, "RTP/AVP", "Ringside's answer");
 }
 
 /// The SIP messages in Ringside's `--sip-trace` log, in order: (`sent` or `received`, the

@@ -48,7 +48,8 @@
 //!   `srtp_key`: without one, `Optional` behaves as `Off`, and `Mandatory` fails closed (an offer
 //!   with `RTP/SAVP` and no key, which a peer must refuse; an answer is `SrtpRequired`).
 //! - **Opus** is written `opus/48000/2` (RFC 7587 §7, whatever the channels actually sent) with
-//!   `a=fmtp:<pt> minptime=10;useinbandfec=1`. The no-space form is what WebRTC stacks write and
+//!   `a=fmtp:<pt> minptime=10;useinbandfec=1;stereo=0;sprop-stereo=0` (mono both ways: baresip
+//!   sends stereo unless told otherwise). The no-space form is what WebRTC stacks write and
 //!   what every parser reads, the `rtc-sdp` family included. A peer's `opus/48000` or
 //!   `opus/48000/1` is read as Opus too (and reported as 2 channels).
 //! - **telephone-event** (RFC 4733) is read at 8000 Hz only; a `telephone-event/48000` alone is
