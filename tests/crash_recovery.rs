@@ -28,6 +28,17 @@ fn endings<'a>(events: &'a [Value], call: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// Dials a port where nothing answers: the call stays in `dialing` (until Timer B).
+async fn dial_a_silent_peer(echo: &Echo) -> String {
+    let silent = support::dead_udp_port();
+    let dialling = echo
+        .api
+        .dial(&format!("sip:nobody@127.0.0.1:{silent}"))
+        .await;
+    echo.api.wait_call(&dialling, Some("dialing")).await;
+    dialling
+}
+
 fn assert_in_order_with_unique_ids(events: &[Value]) {
     let expected: Vec<u64> = (1..=events.len() as u64).collect();
     assert_eq!(seqs(events), expected, "the log must replay 1, 2, 3, ...");
@@ -132,13 +143,7 @@ async fn every_call_left_open_is_interrupted_even_one_still_dialling() {
     let mut echo = Echo::start(RINGSIDE);
     let up = echo.api.dial(&echo.echo_uri()).await;
     echo.api.wait_call(&up, Some("established")).await;
-    // A call to a port where nothing answers stays in `dialing`.
-    let silent = support::dead_udp_port();
-    let dialling = echo
-        .api
-        .dial(&format!("sip:nobody@127.0.0.1:{silent}"))
-        .await;
-    echo.api.wait_call(&dialling, Some("dialing")).await;
+    let dialling = dial_a_silent_peer(&echo).await;
     let last = echo.api.state().await["seq"].as_u64().unwrap();
 
     echo.process.kill();
@@ -180,12 +185,7 @@ async fn a_clean_stop_while_dialling_a_silent_peer_ends_the_call_as_local_hangup
     let mut echo = Echo::start(RINGSIDE);
     // Nothing answers the INVITE, so no CANCEL can be sent and Timer B (32 s) outlasts the
     // shutdown grace: the call must still end with its own reason before the process exits.
-    let silent = support::dead_udp_port();
-    let dialling = echo
-        .api
-        .dial(&format!("sip:nobody@127.0.0.1:{silent}"))
-        .await;
-    echo.api.wait_call(&dialling, Some("dialing")).await;
+    let dialling = dial_a_silent_peer(&echo).await;
 
     echo.stop();
     echo.restart();

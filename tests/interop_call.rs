@@ -836,44 +836,79 @@ fn assert_srtcp_both_ways(ended: &Value) {
     assert!(media["rtt_ms"].as_f64().is_some(), "no round trip: {media}");
 }
 
+/// Who places the call in [`srtp_call`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Baresip,
+    Ringside,
+}
+
+/// A call with baresip over SDES-SRTP: Ringside's `[media] srtp = ringside_srtp`, baresip's
+/// `mediaenc`. Each side must hear the other for `secs`, and the INVITE's offer and answer
+/// must both carry a key in `profile`. Returns Ringside's `call.ended`.
+fn srtp_call(
+    caller: Caller,
+    ringside_srtp: &str,
+    mediaenc: &str,
+    profile: &str,
+    secs: f64,
+) -> Option<Value> {
+    let peers = ["kamailio", "baresip"];
+    let media = format!("srtp = \"{ringside_srtp}\"");
+    let mut setup = start_with_media(&peers, "\"pcmu\"", &media)?;
+    let options = BaresipOptions::default()
+        .audio_codecs(&["pcmu"])
+        .media_encryption(mediaenc);
+    let (ended, offerer, answerer) = match caller {
+        Caller::Baresip => (
+            call_and_listen_with(&mut setup, options, "PCMU/8000", secs),
+            "baresip",
+            "Ringside",
+        ),
+        Caller::Ringside => (
+            ringside_calls_and_listens(&setup, options, "PCMU/8000", secs),
+            "Ringside",
+            "baresip",
+        ),
+    };
+    let (offer, answer) = invite_offer_and_answer(&setup.ringside);
+    assert_sdes_srtp(&offer, profile, &format!("{offerer}'s offer"));
+    assert_sdes_srtp(&answer, profile, &format!("{answerer}'s answer"));
+    Some(ended)
+}
+
 /// SDES-SRTP (RFC 4568) with a real peer: baresip's `srtp-mand` offers RTP/SAVP with its
 /// keys, Ringside (`srtp = "mandatory"`) answers with its own, and each side hears the other,
 /// which over RTP/SAVP it can only if both keys work.
 #[test]
 fn baresip_calls_ringside_with_sdes_srtp_and_both_hear_each_other() {
     let _serial = one_call_at_a_time();
-    let peers = ["kamailio", "baresip"];
-    let Some(mut setup) = start_with_media(&peers, "\"pcmu\"", "srtp = \"mandatory\"") else {
-        return;
-    };
-    let options = BaresipOptions::default()
-        .audio_codecs(&["pcmu"])
-        .media_encryption("srtp-mand");
-    let ended = call_and_listen_with(&mut setup, options, "PCMU/8000", RTCP_LISTEN_SECS);
-
-    let (offer, answer) = invite_offer_and_answer(&setup.ringside);
-    assert_sdes_srtp(&offer, "RTP/SAVP", "baresip's offer");
-    assert_sdes_srtp(&answer, "RTP/SAVP", "Ringside's answer");
-    assert_srtcp_both_ways(&ended);
+    let call = srtp_call(
+        Caller::Baresip,
+        "mandatory",
+        "srtp-mand",
+        "RTP/SAVP",
+        RTCP_LISTEN_SECS,
+    );
+    if let Some(ended) = call {
+        assert_srtcp_both_ways(&ended);
+    }
 }
 
 /// The other direction: Ringside offers SDES-SRTP, baresip (`srtp-mand`) answers.
 #[test]
 fn ringside_calls_baresip_with_sdes_srtp_and_both_hear_each_other() {
     let _serial = one_call_at_a_time();
-    let peers = ["kamailio", "baresip"];
-    let Some(setup) = start_with_media(&peers, "\"pcmu\"", "srtp = \"mandatory\"") else {
-        return;
-    };
-    let options = BaresipOptions::default()
-        .audio_codecs(&["pcmu"])
-        .media_encryption("srtp-mand");
-    let ended = ringside_calls_and_listens(&setup, options, "PCMU/8000", RTCP_LISTEN_SECS);
-
-    let (offer, answer) = invite_offer_and_answer(&setup.ringside);
-    assert_sdes_srtp(&offer, "RTP/SAVP", "Ringside's offer");
-    assert_sdes_srtp(&answer, "RTP/SAVP", "baresip's answer");
-    assert_srtcp_both_ways(&ended);
+    let call = srtp_call(
+        Caller::Ringside,
+        "mandatory",
+        "srtp-mand",
+        "RTP/SAVP",
+        RTCP_LISTEN_SECS,
+    );
+    if let Some(ended) = call {
+        assert_srtcp_both_ways(&ended);
+    }
 }
 
 /// Best-effort SRTP, the common practice: Ringside (`srtp = "optional"`) offers RTP/AVP with a
@@ -881,36 +916,14 @@ fn ringside_calls_baresip_with_sdes_srtp_and_both_hear_each_other() {
 #[test]
 fn ringside_calls_baresip_with_optional_srtp_and_both_hear_each_other() {
     let _serial = one_call_at_a_time();
-    let peers = ["kamailio", "baresip"];
-    let Some(setup) = start_with_media(&peers, "\"pcmu\"", "srtp = \"optional\"") else {
-        return;
-    };
-    let options = BaresipOptions::default()
-        .audio_codecs(&["pcmu"])
-        .media_encryption("srtp");
-    ringside_calls_and_listens(&setup, options, "PCMU/8000", LISTEN_SECS);
-
-    let (offer, answer) = invite_offer_and_answer(&setup.ringside);
-    assert_sdes_srtp(&offer, "RTP/AVP", "Ringside's offer");
-    assert_sdes_srtp(&answer, "RTP/AVP", "baresip's answer");
+    srtp_call(Caller::Ringside, "optional", "srtp", "RTP/AVP", LISTEN_SECS);
 }
 
 /// The same from baresip's side: its best-effort offer gets Ringside's key in the answer.
 #[test]
 fn baresip_calls_ringside_with_optional_srtp_and_both_hear_each_other() {
     let _serial = one_call_at_a_time();
-    let peers = ["kamailio", "baresip"];
-    let Some(mut setup) = start_with_media(&peers, "\"pcmu\"", "srtp = \"optional\"") else {
-        return;
-    };
-    let options = BaresipOptions::default()
-        .audio_codecs(&["pcmu"])
-        .media_encryption("srtp");
-    call_and_listen_with(&mut setup, options, "PCMU/8000", LISTEN_SECS);
-
-    let (offer, answer) = invite_offer_and_answer(&setup.ringside);
-    assert_sdes_srtp(&offer, "RTP/AVP", "baresip's offer");
-    assert_sdes_srtp(&answer, "RTP/AVP", "Ringside's answer");
+    srtp_call(Caller::Baresip, "optional", "srtp", "RTP/AVP", LISTEN_SECS);
 }
 
 /// The SIP messages in Ringside's `--sip-trace` log, in order: (`sent` or `received`, the
