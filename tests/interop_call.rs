@@ -42,9 +42,10 @@ const RINGSIDE_TONE_HZ: f64 = 1000.0;
 const BARESIP_TONE_HZ: u32 = 440;
 /// How much audio a call lets flow before it is judged (baresip's recording of it).
 const LISTEN_SECS: f64 = 2.5;
-/// Long enough for RTCP both ways: each side's first report comes within ~5 s, and a round
-/// trip time needs the far end's report on one of ours.
-const RTCP_LISTEN_SECS: f64 = 12.0;
+/// Long enough for RTCP both ways: a round trip time needs a report of the far end's on one of
+/// ours. Ringside's first report comes 1.25–3.75 s into the call, and the far end's next one
+/// at most 7.5 s later (RFC 3550's 5 s interval, randomised by 0.5–1.5).
+const RTCP_LISTEN_SECS: f64 = 15.0;
 const SIPP_UAC_PCAP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/interop/sipp/uac_pcap.xml"
