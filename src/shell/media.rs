@@ -5,7 +5,7 @@
 //! `ringside_audio::session::MediaSession`, so this module only moves bytes and samples.
 //!
 //! ```text
-//!   every 20 ms:  RTP/RTCP sockets (drained, non-blocking) ─► handle_packet  (each call)
+//!   every 20 ms:  RTP socket (drained, non-blocking; RTCP every 5th tick) ─► handle_packet
 //!                 capture device ─► (resample to 48 kHz) ─► push_capture  (each call)
 //!                 pull_playback (each call) ─► mix ─► (resample) ─► playback device
 //!                 poll_transmit ─► RTP/RTCP sockets
@@ -100,6 +100,11 @@ const MAX_DATAGRAM: usize = 2048;
 /// Datagrams read from one socket per tick at most, so a flood cannot hold the tick; the rest
 /// wait in the socket for the next tick.
 const MAX_DATAGRAMS_PER_TICK: usize = 256;
+/// The RTCP socket is read on every this many ticks (100 ms). Reports come every few seconds
+/// and carry the kernel's arrival time, so reading them later changes no measurement (the
+/// round trip included); the other ticks save a read that would find nothing. Where there is
+/// no kernel time (see [`rx`]) the read's time is the arrival, so RTCP is read on every tick.
+const RTCP_READ_EVERY_TICKS: u64 = if cfg!(target_os = "linux") { 5 } else { 1 };
 
 /// The media sockets: std's, not tokio's, so they are never registered with the reactor and an
 /// arriving packet does not wake the process (see the module docs). The shell owns sockets.
@@ -164,8 +169,10 @@ struct CallMedia {
     /// Where the peer's RTP actually comes from (symmetric RTP learns it).
     learned_rtp: Option<SocketAddr>,
     session: MediaSession,
-    /// When the sockets were last drained (or bound): nothing waiting in them arrived earlier.
+    /// When the RTP socket was last drained (or bound): nothing waiting in it arrived earlier.
     drained: Instant,
+    /// The same for the RTCP socket.
+    rtcp_drained: Instant,
 }
 
 /// All calls' media.
@@ -197,6 +204,8 @@ pub(crate) struct MediaEngine {
     /// Playout time: advances exactly one tick per tick, so catch-up ticks after a stall
     /// carry the times the audio belongs to, not the instant they ran.
     media_clock: Option<Instant>,
+    /// Ticks played, for what is done only every few ticks.
+    ticks: u64,
     /// Where the tick falls relative to arriving RTP (see [`super::tick_phase`]).
     tick_phase: TickPhase,
     /// A move of the tick schedule for the run loop to carry out.
@@ -239,6 +248,7 @@ impl MediaEngine {
             tone_frame: vec![0; TICK_SAMPLES],
             ssrc_seed: seed | 1,
             media_clock: None,
+            ticks: 0,
             tick_phase: TickPhase::default(),
             tick_shift: None,
             stopped: HashMap::new(),
@@ -404,10 +414,16 @@ impl MediaEngine {
     /// of a wall-clock step. Without a kernel stamp, the time of the read is used.
     fn receive(&mut self) {
         let symmetric = self.settings.symmetric_rtp;
+        let read_rtcp = self.ticks % RTCP_READ_EVERY_TICKS == 0;
         for (call, media) in &mut self.calls {
-            let earliest = std::mem::replace(&mut media.drained, super::now());
-            for rtcp in [false, true] {
-                let socket = if rtcp { &media.rtcp } else { &media.rtp };
+            let sockets: &[bool] = if read_rtcp { &[false, true] } else { &[false] };
+            for &rtcp in sockets {
+                let (socket, drained) = if rtcp {
+                    (&media.rtcp, &mut media.rtcp_drained)
+                } else {
+                    (&media.rtp, &mut media.drained)
+                };
+                let earliest = std::mem::replace(drained, super::now());
                 for _ in 0..MAX_DATAGRAMS_PER_TICK {
                     let (len, source, kernel_time) = match rx::recv(socket, &mut self.datagram) {
                         Ok(received) => received,
@@ -461,6 +477,7 @@ impl MediaEngine {
         self.media_clock = Some(now);
         // Before any pop (see the module docs).
         self.receive();
+        self.ticks = self.ticks.wrapping_add(1);
         self.read_capture();
         self.cancel_echo();
         self.mix.fill(0);
@@ -618,6 +635,7 @@ impl MediaEngine {
                 learned_rtp: None,
                 session,
                 drained: now,
+                rtcp_drained: now,
             },
         );
         Ok(())
@@ -1230,10 +1248,11 @@ mod tests {
             .collect();
         let rtcp_at = SocketAddr::new(local.ip(), local.port() + 1);
         let mut sent_rtcp = false;
-        for k in 0..10u32 {
+        // Tick 6 is not one that reads RTCP: the report sent before it waits for tick 10.
+        for k in 0..=10u32 {
             let now = start + TICK * k;
             peer.push_capture(now, &tone);
-            if k == 5 {
+            if k == 6 {
                 // The first report is due within an RTCP interval.
                 peer.handle_timeout(now + Duration::from_secs(10));
             }
@@ -1253,7 +1272,7 @@ mod tests {
         assert!(sent_rtcp, "the peer sent a report");
         let stats = engine.calls["c"].session.stats();
         assert_eq!(stats.srtp_errors, 0, "{stats:?}");
-        assert_eq!(stats.packets_received, 10, "{stats:?}");
+        assert_eq!(stats.packets_received, 11, "{stats:?}");
         assert_eq!(stats.rtcp_received, 1, "{stats:?}");
         assert_eq!(
             engine.calls["c"].learned_rtp,
@@ -1299,7 +1318,7 @@ mod tests {
             panic!("no media quality on call.ended: {ended:?}");
         };
         assert_eq!(quality.codec, "PCMU");
-        assert_eq!(quality.packets_received, 10, "{quality:?}");
+        assert_eq!(quality.packets_received, 11, "{quality:?}");
         assert!(quality.packets_sent > 0, "{quality:?}");
         assert_eq!(quality.packets_lost, 0, "{quality:?}");
         assert!(quality.jitter_buffer.mean_delay_ms > 0.0, "{quality:?}");
