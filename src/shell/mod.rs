@@ -258,6 +258,12 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
 
     let mut signals = Signals::new();
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
+    // One timer for the core's deadline, moved only when the deadline moves: during a call the
+    // loop runs every tick, and a fresh timer each time would be inserted into and removed from
+    // tokio's wheel 50 times a second for a deadline seconds away.
+    let core_timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(core_timer);
+    let mut core_timer_at: Option<std::time::Instant> = None;
     loop {
         // The timer runs only while media does (no wake-ups while idle), and media starts on a
         // fresh grid: catching up ticks from before would send and play a burst of frames.
@@ -275,10 +281,15 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
             }
         }
         media_was_active = media_active;
-        let core_deadline = engine
-            .core
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std);
+        let core_deadline = engine.core.poll_timeout();
+        if core_deadline != core_timer_at {
+            if let Some(deadline) = core_deadline {
+                core_timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(deadline));
+            }
+            core_timer_at = core_deadline;
+        }
         tokio::select! {
             Some(inbound) = inbound_rx.recv() => engine.handle_inbound(inbound),
             Some(request) = engine_requests.recv() => {
@@ -286,7 +297,11 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                 let result = engine.core.handle_command(now(), request.command);
                 let _ = request.reply.send(result);
             }
-            () = sleep_until_option(core_deadline) => engine.core.handle_timeout(now()),
+            () = &mut core_timer, if core_timer_at.is_some() => {
+                // Armed again next time round, even for the same deadline.
+                core_timer_at = None;
+                engine.core.handle_timeout(now());
+            }
             scheduled = media_tick.tick(), if media_active => {
                 let next = match scheduled {
                     Ok(scheduled) => {
