@@ -414,7 +414,7 @@ impl MediaEngine {
     /// of a wall-clock step. Without a kernel stamp, the time of the read is used.
     fn receive(&mut self) {
         let symmetric = self.settings.symmetric_rtp;
-        let read_rtcp = self.ticks % RTCP_READ_EVERY_TICKS == 0;
+        let read_rtcp = self.ticks.is_multiple_of(RTCP_READ_EVERY_TICKS);
         for (call, media) in &mut self.calls {
             let sockets: &[bool] = if read_rtcp { &[false, true] } else { &[false] };
             for &rtcp in sockets {
