@@ -35,12 +35,7 @@ fn incoming_call_rings_and_is_answered() {
     scenario
         .command(Command::Answer { call: call.clone() })
         .unwrap();
-    let ok = scenario.phones[0]
-        .responses()
-        .into_iter()
-        .find(|r| u16::from(r.status_code.clone()) == 200)
-        .cloned()
-        .expect("200 OK");
+    let ok = scenario.phones[0].first_response(200).expect("200 OK");
     let answer = String::from_utf8_lossy(&ok.body).into_owned();
     assert!(answer.contains("m=audio 30000 RTP/AVP 0 101"), "{answer}");
     assert_eq!(

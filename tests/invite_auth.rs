@@ -39,16 +39,7 @@ fn scenario_with_account() -> Scenario {
 #[test]
 fn a_407_is_answered_with_proxy_authorization_and_the_call_connects() {
     let mut scenario = scenario_with_account();
-    let reply = scenario
-        .command(Command::Dial {
-            to: "1002".into(),
-            account: Some("office".into()),
-            origin: ringside::events::CallOrigin::Manual,
-        })
-        .unwrap();
-    let ringside::core::CommandReply::CallCreated { call } = reply else {
-        panic!()
-    };
+    let call = scenario.dial_on("1002", Some("office"));
     scenario.run_for(Duration::from_secs(1));
 
     let invites = scenario.phones[0].requests(Method::Invite);

@@ -20,12 +20,7 @@ fn answered_offerless() -> (Scenario, String, String) {
     scenario
         .command(Command::Answer { call: call.clone() })
         .expect("answer accepted");
-    let ok = scenario.phones[0]
-        .responses()
-        .into_iter()
-        .find(|r| u16::from(r.status_code.clone()) == 200)
-        .cloned()
-        .expect("200 OK");
+    let ok = scenario.phones[0].first_response(200).expect("200 OK");
     let offer = String::from_utf8_lossy(&ok.body).into_owned();
     (scenario, call, offer)
 }

@@ -96,12 +96,7 @@ fn inbound_call_without_a_bound_pair_gets_503_then_rings_once_one_is() {
 
     scenario.core.add_media_port(30006);
     scenario.answer_incoming(&sdp_offer("sendrecv"));
-    let ok = scenario.phones[0]
-        .responses()
-        .into_iter()
-        .find(|r| u16::from(r.status_code.clone()) == 200)
-        .cloned()
-        .expect("200 OK");
+    let ok = scenario.phones[0].first_response(200).expect("200 OK");
     assert!(body(&ok).contains("m=audio 30006 RTP/AVP"), "{}", body(&ok));
 }
 

@@ -34,12 +34,7 @@ fn as_callee_the_agreed_timer_is_echoed_and_an_unrefreshed_session_ends() {
     scenario
         .command(Command::Answer { call: call.clone() })
         .unwrap();
-    let ok = scenario.phones[0]
-        .responses()
-        .into_iter()
-        .find(|r| u16::from(r.status_code.clone()) == 200)
-        .cloned()
-        .unwrap();
+    let ok = scenario.phones[0].first_response(200).expect("200 OK");
     assert_eq!(
         header_value(ok.headers(), "Session-Expires"),
         Some("1800;refresher=uac")

@@ -190,16 +190,7 @@ fn through_outbound_proxy() -> Scenario {
 #[test]
 fn with_an_outbound_proxy_everything_still_goes_to_the_proxy() {
     let mut scenario = through_outbound_proxy();
-    let reply = scenario
-        .command(Command::Dial {
-            to: "1002".into(),
-            account: Some("office".into()),
-            origin: ringside::events::CallOrigin::Manual,
-        })
-        .unwrap();
-    let ringside::core::CommandReply::CallCreated { call } = reply else {
-        panic!("{reply:?}")
-    };
+    let call = scenario.dial_on("1002", Some("office"));
     scenario.run_for(Duration::from_secs(1));
     assert!(scenario.call_events(&call).contains(&"call.established"));
     let (ack, _) = sent(&scenario, Method::Ack).remove(0);

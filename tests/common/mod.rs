@@ -566,13 +566,18 @@ pub fn phone_scenario(reply: phone::InviteReply) -> Scenario {
 impl Scenario {
     /// Dials `to` and returns the new call id.
     pub fn dial(&mut self, to: &str) -> String {
+        self.dial_on(to, None)
+    }
+
+    /// Dials `to` on `account` (None: the default one) and returns the new call id.
+    pub fn dial_on(&mut self, to: &str, account: Option<&str>) -> String {
         let reply = self
             .core
             .handle_command(
                 self.now,
                 ringside::core::Command::Dial {
                     to: to.into(),
-                    account: None,
+                    account: account.map(str::to_owned),
                     origin: ringside::events::CallOrigin::Manual,
                 },
             )

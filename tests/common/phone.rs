@@ -113,6 +113,15 @@ impl Phone {
             .collect()
     }
 
+    /// The first response with status `code` the phone received (e.g. our 200 OK to its
+    /// INVITE).
+    pub fn first_response(&self, code: u16) -> Option<Response> {
+        self.responses()
+            .into_iter()
+            .find(|r| u16::from(r.status_code.clone()) == code)
+            .cloned()
+    }
+
     pub fn response_codes(&self) -> Vec<u16> {
         self.responses()
             .iter()
