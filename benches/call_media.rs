@@ -35,6 +35,8 @@
 //!   `maxaveragebitrate` its offer asks of Ringside (default 64000, Ringside's own default, as
 //!   from a far end that writes no limit; baresip's own default is 28000, under which Ringside
 //!   codes SILK rather than CELT: see `ringside_audio::opus_codec`);
+//! - `RINGSIDE_BENCH_OPUS_COMPLEXITY=N`: Ringside's `[media] opus_complexity` (default: the
+//!   config's default);
 //! - the pid of Ringside is printed, for `perf stat -p` / `perf record -p` inside the window.
 #![allow(
     clippy::disallowed_methods,
@@ -98,8 +100,11 @@ fn start_ringside(
             format!("file:{}", playback.display()),
         ),
     };
+    let complexity = std::env::var("RINGSIDE_BENCH_OPUS_COMPLEXITY")
+        .map(|n| format!("opus_complexity = {n}\n"))
+        .unwrap_or_default();
     let config = format!(
-        "[api]\nlisten = \"127.0.0.1:0\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\n[media]\nrtp_ports = \"{rtp}-{}\"\ncodecs = [{codecs}]\n\n\
+        "[api]\nlisten = \"127.0.0.1:0\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\n[media]\nrtp_ports = \"{rtp}-{}\"\ncodecs = [{codecs}]\n{complexity}\n\
          [audio]\ncapture = \"{capture}\"\nplayback = \"{playback}\"\n\n\
          [[account]]\nname = \"bench\"\nuser = \"1001\"\npassword = \"secret1001\"\ndomain = \"127.0.0.1\"\n\
          registrar = \"{}\"\nexpires_secs = 300\nauto_answer = true\n",

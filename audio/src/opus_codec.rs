@@ -33,11 +33,16 @@
 //!   sent, with or without FEC.
 //! - **DTX off**: DTX stops sending packets in silence, which the jitter buffer would read as
 //!   loss and which breaks some NAT keep-alive assumptions.
-//! - **Complexity 6**, not libopus' 10: the encoder is most of an Opus call's CPU, and at 6 it
-//!   costs ~20 % less (SILK's delayed-decision quantiser keeps 3 states instead of 4) for a
-//!   PESQ-WB loss of 0.04–0.15 on speech; 8 and 9 encode exactly like 10, and 5 and below lose
-//!   more than they save until 1, which is 4× cheaper but 0.6–0.8 PESQ worse. Measured with
-//!   `examples/opus_complexity.rs`; numbers in docs/performance.md.
+//! - **Complexity 6 for SILK**, not libopus' 10: the encoder is most of an Opus call's CPU,
+//!   and at 6 SILK costs ~20 % less (its delayed-decision quantiser keeps 3 states instead of
+//!   4) for a PESQ-WB loss of 0.04–0.15 on speech; 8 and 9 encode exactly like 10, and 5 and
+//!   below lose more than they save until 1, which is 4× cheaper but 0.6–0.8 PESQ worse.
+//!   Measured with `examples/opus_complexity.rs`; numbers in docs/performance.md.
+//! - **Complexity 4 for CELT** on a clean path: it drops CELT's pitch pre-filter, ~30 % of
+//!   CELT's encoder time, for PESQ-WB 4.16 / 4.39 instead of 4.22 / 4.50 (still above SILK at
+//!   24 kb/s, the earlier default); that is what keeps a whole Opus call within its 1.5 %-of-a-
+//!   core goal in every run rather than on average. `[media] opus_complexity` sets one
+//!   complexity for both coders instead.
 //!
 //! Real-time: libopus state is allocated once in the constructors; the encoder writes into a
 //! preallocated scratch packet buffer, the decoder writes into the caller's slice; nothing
@@ -50,8 +55,11 @@ pub const SAMPLE_RATE_HZ: u32 = 48_000;
 /// Longest Opus packet duration (120 ms) in samples: size decode buffers with this to accept
 /// any packet a peer may send.
 pub const MAX_FRAME_SAMPLES: usize = 5760;
-/// Encoder complexity used unless configured otherwise (see the module docs).
+/// Encoder complexity while SILK codes, unless configured otherwise (see the module docs).
 pub const DEFAULT_COMPLEXITY: u8 = 6;
+/// Encoder complexity on a clean path, where CELT codes, unless configured otherwise (see the
+/// module docs).
+pub const DEFAULT_CELT_COMPLEXITY: u8 = 4;
 /// Lowest bit rate at which a clean path is coded as CELT (see the module docs): from here
 /// up CELT scores above SILK at 24 kb/s on speech, below it SILK is kept.
 pub const CELT_MIN_BITRATE_BPS: u32 = 56_000;
@@ -70,8 +78,12 @@ pub struct OpusConfig {
     pub packet_loss_perc: u8,
     /// In-band forward error correction (default on).
     pub inband_fec: bool,
-    /// Encoder complexity, 0..=10 (default [`DEFAULT_COMPLEXITY`]; libopus' own default is 10).
+    /// Encoder complexity, 0..=10, while SILK codes (default [`DEFAULT_COMPLEXITY`]; libopus'
+    /// own default is 10).
     pub complexity: u8,
+    /// Encoder complexity, 0..=10, once the encoder is steered to CELT on a clean path (default
+    /// [`DEFAULT_CELT_COMPLEXITY`]).
+    pub celt_complexity: u8,
     /// Highest audio frequency coded (default 8000: wideband; see the module docs). Rounded
     /// down to an Opus bandwidth: 4, 6, 8, 12 or 20 kHz.
     pub max_audio_hz: u32,
@@ -84,6 +96,7 @@ impl Default for OpusConfig {
             packet_loss_perc: 10,
             inband_fec: true,
             complexity: DEFAULT_COMPLEXITY,
+            celt_complexity: DEFAULT_CELT_COMPLEXITY,
             max_audio_hz: 8_000,
         }
     }
@@ -119,6 +132,9 @@ pub struct OpusEncoder {
     loss_expected: bool,
     /// The bit rate allows CELT on a clean path.
     celt_when_clean: bool,
+    /// Complexity while SILK codes, and on a clean path (CELT).
+    complexity: u8,
+    celt_complexity: u8,
 }
 
 impl OpusEncoder {
@@ -134,7 +150,7 @@ impl OpusEncoder {
                 "Opus packet_loss_perc must be 0..=100",
             ));
         }
-        if config.complexity > 10 {
+        if config.complexity > 10 || config.celt_complexity > 10 {
             return Err(CodecError::UnsupportedConfig(
                 "Opus complexity must be 0..=10",
             ));
@@ -165,6 +181,8 @@ impl OpusEncoder {
             packet_loss_perc: config.packet_loss_perc,
             loss_expected: true,
             celt_when_clean: config.bitrate_bps >= CELT_MIN_BITRATE_BPS,
+            complexity: config.complexity,
+            celt_complexity: config.celt_complexity,
         })
     }
 
@@ -197,8 +215,8 @@ impl Encoder for OpusEncoder {
     }
 
     /// Expected loss 0 turns LBRR off (libopus then skips its second quantiser run) and, at
-    /// [`CELT_MIN_BITRATE_BPS`] or more, steers libopus to CELT; expected loss brings SILK
-    /// with LBRR back.
+    /// [`CELT_MIN_BITRATE_BPS`] or more, steers libopus to CELT at its own complexity; expected
+    /// loss brings SILK with LBRR back.
     fn set_loss_expected(&mut self, expected: bool) -> Result<(), CodecError> {
         if expected != self.loss_expected {
             let perc = if expected { self.packet_loss_perc } else { 0 };
@@ -206,12 +224,15 @@ impl Encoder for OpusEncoder {
                 .set_packet_loss_perc(i32::from(perc))
                 .map_err(lib_err)?;
             if self.celt_when_clean {
-                let signal = if expected {
-                    opus::Signal::Auto
+                let (signal, complexity) = if expected {
+                    (opus::Signal::Auto, self.complexity)
                 } else {
-                    opus::Signal::Music
+                    (opus::Signal::Music, self.celt_complexity)
                 };
                 self.inner.set_signal(signal).map_err(lib_err)?;
+                self.inner
+                    .set_complexity(i32::from(complexity))
+                    .map_err(lib_err)?;
             }
             self.loss_expected = expected;
         }

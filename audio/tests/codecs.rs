@@ -657,6 +657,39 @@ fn opus_codes_a_clean_path_as_celt_and_a_lossy_one_as_silk() {
 }
 
 #[test]
+fn opus_codes_each_mode_at_its_own_complexity() {
+    // The pitch pre-filter CELT drops below complexity 5 shows on a voiced input: on a clean
+    // path (CELT) only `celt_complexity` counts, while loss is expected (SILK) only
+    // `complexity`.
+    let input = voiced(180.0, 0.02, 48000.0, 48000 * 2);
+    let encode = |complexity: u8, celt_complexity: u8, loss_expected: bool| {
+        let config = OpusConfig {
+            complexity,
+            celt_complexity,
+            ..OpusConfig::default()
+        };
+        opus_encode_all(&input, config, loss_expected).0
+    };
+    assert_eq!(encode(6, 4, false), encode(10, 4, false));
+    assert_ne!(encode(6, 4, false), encode(6, 6, false));
+    assert_eq!(encode(6, 4, true), encode(6, 10, true));
+    assert_ne!(encode(6, 4, true), encode(2, 4, true));
+    // Back to SILK and to a clean path again: each switch brings its mode's complexity.
+    let mut enc = OpusEncoder::new(OpusConfig::default()).unwrap();
+    let mut fresh_celt = OpusEncoder::new(OpusConfig::default()).unwrap();
+    fresh_celt.set_loss_expected(false).unwrap();
+    enc.set_loss_expected(false).unwrap();
+    enc.set_loss_expected(true).unwrap();
+    enc.set_loss_expected(false).unwrap();
+    for f in input.chunks_exact(OPUS_FRAME) {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        enc.encode(f, &mut a).unwrap();
+        fresh_celt.encode(f, &mut b).unwrap();
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
 fn opus_keeps_to_the_configured_bit_rate() {
     // Speech-like input, a clean path: the average rate stays at or under the target (VBR
     // may vary per packet), as a peer's maxaveragebitrate requires (RFC 7587 §6.1).
@@ -716,14 +749,21 @@ fn opus_errors_are_classified() {
         new_decoder(CodecKind::Opus, &bad).unwrap_err(),
         CodecError::UnsupportedConfig(_)
     ));
-    let too_complex = OpusConfig {
-        complexity: 11,
-        ..OpusConfig::default()
-    };
-    assert!(matches!(
-        OpusEncoder::new(too_complex).unwrap_err(),
-        CodecError::UnsupportedConfig(_)
-    ));
+    for too_complex in [
+        OpusConfig {
+            complexity: 11,
+            ..OpusConfig::default()
+        },
+        OpusConfig {
+            celt_complexity: 11,
+            ..OpusConfig::default()
+        },
+    ] {
+        assert!(matches!(
+            OpusEncoder::new(too_complex).unwrap_err(),
+            CodecError::UnsupportedConfig(_)
+        ));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -41,8 +41,8 @@ pub use integration::{
 pub use template::{Segment, TemplateError, UrlTemplate, Variable};
 pub use uri::{SipUri, SipUriError, TransportKind, UnknownTransport};
 pub use validate::{
-    EXPIRES_RANGE, KEEPALIVE_RANGE, PTIME_MS_VALUES, RING_TIMEOUT_RANGE, RTP_PORT_RANGE,
-    TIMER_MS_RANGE,
+    EXPIRES_RANGE, KEEPALIVE_RANGE, OPUS_BITRATE_RANGE, OPUS_COMPLEXITY_RANGE, PTIME_MS_VALUES,
+    RING_TIMEOUT_RANGE, RTP_PORT_RANGE, TIMER_MS_RANGE,
 };
 
 use error::Sink;
@@ -227,6 +227,10 @@ pub struct MediaSettings {
     /// Opus bit rate we send at most (the peer's `maxaveragebitrate` may lower it); within
     /// [`OPUS_BITRATE_RANGE`].
     pub opus_bitrate_bps: u32,
+    /// One Opus encoder complexity for SILK and CELT alike (CPU against quality), within
+    /// [`OPUS_COMPLEXITY_RANGE`]; `None`: the encoder's own choice per coder (6 for SILK, 4 for
+    /// CELT on a clean path; why: `ringside_audio::opus_codec`'s docs).
+    pub opus_complexity: Option<u8>,
 }
 
 impl Default for MediaSettings {
@@ -241,6 +245,7 @@ impl Default for MediaSettings {
             ring_timeout_secs: DEFAULT_RING_TIMEOUT_SECS,
             symmetric_rtp: true,
             opus_bitrate_bps: DEFAULT_OPUS_BITRATE_BPS,
+            opus_complexity: None,
         }
     }
 }

@@ -50,6 +50,7 @@ pub(crate) struct RawMedia {
     pub ring_timeout_secs: Option<Spanned<i64>>,
     pub symmetric_rtp: Option<Spanned<bool>>,
     pub opus_bitrate_bps: Option<Spanned<i64>>,
+    pub opus_complexity: Option<Spanned<i64>>,
 }
 
 /// `[audio]` as written.
@@ -550,7 +551,7 @@ mod tests {
             ]
         );
         assert_eq!(fields_of::<RawAccount>().len(), 14);
-        assert_eq!(fields_of::<RawMedia>().len(), 8);
+        assert_eq!(fields_of::<RawMedia>().len(), 9);
         assert_eq!(
             fields_of::<RawAudio>(),
             &["capture", "playback", "echo_cancellation"]

@@ -37,6 +37,8 @@ pub const PTIME_MS_VALUES: &[u32] = &[10, 20, 30, 40, 60];
 pub const RING_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 5..=600;
 /// Allowed range of `[media] opus_bitrate_bps` (what Opus can code, RFC 7587 §6.1).
 pub const OPUS_BITRATE_RANGE: std::ops::RangeInclusive<i64> = 6_000..=510_000;
+/// Allowed range of `[media] opus_complexity` (libopus' scale).
+pub const OPUS_COMPLEXITY_RANGE: std::ops::RangeInclusive<i64> = 0..=10;
 
 /// Where relative paths and environment variables come from.
 pub(crate) struct Ctx<'a> {
@@ -358,6 +360,16 @@ fn media_settings(m: &RawMedia, sink: &mut Sink<'_>) -> Option<MediaSettings> {
         Some(v) => v.and_then(|v| u32::try_from(v).ok()),
     };
 
+    let opus_complexity = match ranged(
+        &m.opus_complexity,
+        "media.opus_complexity",
+        OPUS_COMPLEXITY_RANGE,
+        sink,
+    ) {
+        None => Some(defaults.opus_complexity),
+        Some(v) => v.and_then(|v| u8::try_from(v).ok()).map(Some),
+    };
+
     let flag =
         |v: &Option<Spanned<bool>>, default: bool| v.as_ref().map_or(default, |v| *v.get_ref());
     Some(MediaSettings {
@@ -370,6 +382,7 @@ fn media_settings(m: &RawMedia, sink: &mut Sink<'_>) -> Option<MediaSettings> {
         ring_timeout_secs: ring_timeout_secs?,
         symmetric_rtp: flag(&m.symmetric_rtp, defaults.symmetric_rtp),
         opus_bitrate_bps: opus_bitrate_bps?,
+        opus_complexity: opus_complexity?,
     })
     .filter(|_| ok)
 }

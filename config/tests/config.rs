@@ -940,6 +940,7 @@ fn example_parses_and_documents_every_key() {
         "ring_timeout_secs",
         "symmetric_rtp",
         "opus_bitrate_bps",
+        "opus_complexity",
         "capture",
         "playback",
         "echo_cancellation",
@@ -975,6 +976,7 @@ fn example_parses_and_documents_every_key() {
         "ring_timeout_secs = ",
         "symmetric_rtp = ",
         "opus_bitrate_bps = ",
+        "opus_complexity = ",
         "capture = ",
         "playback = ",
         "echo_cancellation = ",
@@ -990,7 +992,14 @@ fn example_parses_and_documents_every_key() {
     assert!(uncommented.contains("\n[media]\n") && uncommented.contains("\n[audio]\n"));
     let c = parse_str_with_env(&uncommented, "ringside.example.toml", None, &env)
         .unwrap_or_else(|e| panic!("uncommented example does not parse:\n{e}"));
-    assert_eq!(c.media, MediaSettings::default());
+    // Every key shows its default, but opus_complexity, unset by default, shows a value.
+    assert_eq!(
+        c.media,
+        MediaSettings {
+            opus_complexity: Some(6),
+            ..MediaSettings::default()
+        }
+    );
     assert_eq!(c.audio, AudioSettings::default());
     let with_literal = EXAMPLE
         .replace("password_env = \"RINGSIDE_OFFICE_PASSWORD\"", "")

@@ -55,6 +55,7 @@ fn defaults() {
         ring_timeout_secs: 60,
         symmetric_rtp: true,
         opus_bitrate_bps: 64_000,
+        opus_complexity: None,
     };
     let audio = AudioSettings {
         capture: "default".into(),
@@ -99,6 +100,7 @@ dtmf_info_fallback = false
 ring_timeout_secs = 5
 symmetric_rtp = false
 opus_bitrate_bps = 24000
+opus_complexity = 4
 "#);
     assert_eq!(
         c.media,
@@ -112,6 +114,7 @@ opus_bitrate_bps = 24000
             ring_timeout_secs: 5,
             symmetric_rtp: false,
             opus_bitrate_bps: 24_000,
+            opus_complexity: Some(4),
         }
     );
     // One key at a time, the rest default.
@@ -135,6 +138,8 @@ opus_bitrate_bps = 24000
     assert!(!media("symmetric_rtp = false").symmetric_rtp);
     assert_eq!(media("opus_bitrate_bps = 6000").opus_bitrate_bps, 6_000);
     assert_eq!(media("opus_bitrate_bps = 510000").opus_bitrate_bps, 510_000);
+    assert_eq!(media("opus_complexity = 0").opus_complexity, Some(0));
+    assert_eq!(media("opus_complexity = 10").opus_complexity, Some(10));
     assert!(!media("dtmf_info_fallback = false").dtmf_info_fallback);
     // Inline table works too.
     assert_eq!(ok("media = { ptime_ms = 30 }\n").media.ptime_ms, 30);
@@ -422,6 +427,14 @@ fn scalar_errors() {
         "t.toml:2:20: media.opus_bitrate_bps: invalid type: string \"64k\", expected an integer",
     );
     one(
+        "[media]\nopus_complexity = 11\n",
+        "t.toml:2:19: media.opus_complexity: must be between 0 and 10, got 11",
+    );
+    one(
+        "[media]\nopus_complexity = -1\n",
+        "t.toml:2:19: media.opus_complexity: must be between 0 and 10, got -1",
+    );
+    one(
         "[media]\nsymmetric_rtp = 1\n",
         "t.toml:2:17: media.symmetric_rtp: invalid type: integer `1`, expected a boolean",
     );
@@ -459,7 +472,7 @@ fn audio_value_errors() {
 fn unknown_keys_and_bad_sections() {
     one(
         "[media]\nptime_ms = 20\n  codec = [\"opus\"]\n",
-        "t.toml:3:3: media.codec: unknown key (expected one of: rtp_ports, codecs, ptime_ms, srtp, dtmf_info_fallback, ring_timeout_secs, symmetric_rtp, opus_bitrate_bps)",
+        "t.toml:3:3: media.codec: unknown key (expected one of: rtp_ports, codecs, ptime_ms, srtp, dtmf_info_fallback, ring_timeout_secs, symmetric_rtp, opus_bitrate_bps, opus_complexity)",
     );
     one(
         "[audio]\nmicrophone = \"default\"\n",

@@ -120,6 +120,9 @@ pub struct AudioSettings {
     pub symmetric_rtp: bool,
     /// The Opus bit rate we send at most (`[media] opus_bitrate_bps`).
     pub opus_bitrate_bps: u32,
+    /// One Opus encoder complexity for both coders (`[media] opus_complexity`); `None`: the
+    /// encoder's defaults.
+    pub opus_complexity: Option<u8>,
     /// Where RTP sockets are bound (the SDP address) and `[media] rtp_ports`.
     pub rtp_address: IpAddr,
     pub rtp_port_min: u16,
@@ -692,7 +695,7 @@ impl MediaEngine {
             device_rate_hz: ENGINE_RATE_HZ,
             initial_sequence: next() as u16,
             initial_timestamp: next() as u32,
-            opus: opus_config(self.settings.opus_bitrate_bps, &audio.codec),
+            opus: opus_config(&self.settings, &audio.codec),
         }
     }
 
@@ -968,15 +971,19 @@ mod rx {
 }
 
 /// The Opus encoder settings for a call: our configured rate, lowered to what the peer's
-/// fmtp asks (RFC 7587 §6.1 `maxaveragebitrate`), and our wideband audio narrowed to what it
-/// renders (`maxplaybackrate`, half of which is the highest frequency worth coding).
-fn opus_config(configured_bps: u32, codec: &PayloadFormat) -> OpusConfig {
+/// fmtp asks (RFC 7587 §6.1 `maxaveragebitrate`), our wideband audio narrowed to what it
+/// renders (`maxplaybackrate`, half of which is the highest frequency worth coding), and the
+/// configured complexity, if any, for both coders.
+fn opus_config(settings: &AudioSettings, codec: &PayloadFormat) -> OpusConfig {
     let limits = codec.opus_receiver_limits();
     let defaults = OpusConfig::default();
+    let configured_bps = settings.opus_bitrate_bps;
     OpusConfig {
         bitrate_bps: limits
             .max_average_bitrate_bps
             .map_or(configured_bps, |cap| cap.min(configured_bps)),
+        complexity: settings.opus_complexity.unwrap_or(defaults.complexity),
+        celt_complexity: settings.opus_complexity.unwrap_or(defaults.celt_complexity),
         max_audio_hz: limits
             .max_playback_rate_hz
             .map_or(defaults.max_audio_hz, |hz| {
@@ -992,17 +999,21 @@ mod tests {
     use crate::events::{CallDirection, CallInfo, CallState, Party};
     use ringside_audio::session::SrtpKeys;
 
-    fn engine(capture: DeviceSpec, playback: DeviceSpec) -> MediaEngine {
-        let settings = AudioSettings {
+    fn settings(capture: DeviceSpec, playback: DeviceSpec) -> AudioSettings {
+        AudioSettings {
             capture,
             playback,
             symmetric_rtp: true,
             opus_bitrate_bps: OpusConfig::default().bitrate_bps,
+            opus_complexity: None,
             rtp_address: [127, 0, 0, 1].into(),
             rtp_port_min: 30000,
             rtp_port_max: 30099,
-        };
-        MediaEngine::new(settings, 7)
+        }
+    }
+
+    fn engine(capture: DeviceSpec, playback: DeviceSpec) -> MediaEngine {
+        MediaEngine::new(settings(capture, playback), 7)
     }
 
     /// An engine on null devices that plays tones as if its playback were a sound card.
@@ -1036,10 +1047,19 @@ mod tests {
     }
 
     #[test]
-    fn opus_rate_and_band_follow_the_peers_fmtp() {
+    fn the_configs_opus_defaults_are_the_encoders() {
+        let media = ringside_config::MediaSettings::default();
+        assert_eq!(media.opus_bitrate_bps, OpusConfig::default().bitrate_bps);
+        assert_eq!(media.opus_complexity, None);
+    }
+
+    #[test]
+    fn opus_rate_and_band_follow_the_peers_fmtp_and_complexity_the_config() {
+        let mut ours_settings = settings(DeviceSpec::Null, DeviceSpec::Null);
+        ours_settings.opus_bitrate_bps = 64_000;
         let opus = |fmtp: Option<&str>| {
             opus_config(
-                64_000,
+                &ours_settings,
                 &PayloadFormat::new(CodecKind::Opus, 111, fmtp.map(str::to_owned)),
             )
         };
@@ -1058,9 +1078,14 @@ mod tests {
         assert_eq!(opus(Some("maxaveragebitrate=128000")), ours);
         assert_eq!(opus(Some("maxplaybackrate=8000")).max_audio_hz, 4_000);
         assert_eq!(opus(Some("maxplaybackrate=48000")).max_audio_hz, 8_000);
-        // A lower configured rate stays lower.
-        let lower = opus_config(24_000, &PayloadFormat::new(CodecKind::Opus, 111, None));
+        // A lower configured rate stays lower; the configured complexity is the encoder's.
+        let mut lower = settings(DeviceSpec::Null, DeviceSpec::Null);
+        lower.opus_bitrate_bps = 24_000;
+        lower.opus_complexity = Some(8);
+        let lower = opus_config(&lower, &PayloadFormat::new(CodecKind::Opus, 111, None));
         assert_eq!(lower.bitrate_bps, 24_000);
+        assert_eq!((lower.complexity, lower.celt_complexity), (8, 8));
+        assert_eq!((opus(None).complexity, opus(None).celt_complexity), (6, 4));
     }
 
     #[test]

@@ -201,6 +201,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         playback: DeviceSpec::parse(&config.audio.playback),
         symmetric_rtp: config.media.symmetric_rtp,
         opus_bitrate_bps: config.media.opus_bitrate_bps,
+        opus_complexity: config.media.opus_complexity,
         rtp_address,
         rtp_port_min: config.media.rtp_port_min,
         rtp_port_max: config.media.rtp_port_max,
