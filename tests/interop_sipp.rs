@@ -9,6 +9,12 @@
 //! and that the DTMF digits arrive as `call.dtmf` events. One more call checks an intercom
 //! request (`Call-Info: ...;answer-after=1`) from a real UA on an `allow_intercom` account.
 //!
+//! Two more calls check RFC 3262 (100rel/PRACK) both ways: SIPp requiring 100rel gets a
+//! reliable 180, retransmitted until its PRACK, which Ringside answers (scenario
+//! uac_direct_100rel.xml); and Ringside calling a SIPp UAS (1002, registered at the same
+//! Kamailio) through the record-routing PBX PRACKs SIPp's reliable 180 once, in its early
+//! dialog (uas_100rel.xml).
+//!
 //! Scenarios: tests/interop/sipp/uac_direct_audio.xml and uac_direct_dtmf.xml. SIPp's
 //! play_pcap_audio needs root or CAP_NET_RAW. Without sipp, kamailio or the pcaps the tests
 //! are skipped with a notice, unless env `CI` is set: then they fail.
@@ -56,7 +62,7 @@ fn one_call_at_a_time() -> MutexGuard<'static, ()> {
 }
 
 struct Setup {
-    _pbx: Kamailio,
+    pbx: Kamailio,
     ringside: RingsideProcess,
     /// Ringside's playback WAV (what it heard).
     heard: PathBuf,
@@ -91,7 +97,7 @@ fn start(account_options: &str) -> Option<Setup> {
         SETTLE,
     );
     Some(Setup {
-        _pbx: pbx,
+        pbx,
         ringside,
         heard,
         sip_port,
@@ -496,4 +502,429 @@ fn sipp_intercom_call_is_answered_after_the_requested_delay() {
         run.trace
     );
     wait_clean_call(&setup.ringside);
+}
+
+// ----- RFC 3262 reliable provisional responses (100rel / PRACK) -----
+
+const RELIABLE_UAC_SCENARIO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/interop/sipp/uac_direct_100rel.xml"
+);
+const RELIABLE_UAS_SCENARIO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/interop/sipp/uas_100rel.xml"
+);
+const REGISTER_SCENARIO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/interop/sipp/register.xml"
+);
+
+/// One SIP message of Ringside's `--sip-trace` log.
+#[derive(Debug, Clone)]
+struct RingsideSip {
+    sent: bool,
+    text: String,
+}
+
+impl RingsideSip {
+    fn first_line(&self) -> &str {
+        self.text.lines().next().unwrap_or_default()
+    }
+}
+
+/// Whether `line` starts a log record (`2026-12-08T02:15:27.304635Z  INFO target: ...`)
+/// rather than continuing a traced SIP message.
+fn starts_log_record(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 20 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[10] == b'T'
+}
+
+/// The SIP messages Ringside traced so far (target `ringside::sip`: `sent to ...` or
+/// `received from ...`, then the message on the following lines), in order.
+fn ringside_sip(ringside: &RingsideProcess) -> Vec<RingsideSip> {
+    let mut messages = Vec::new();
+    let mut current: Option<RingsideSip> = None;
+    for line in ringside.stderr().lines() {
+        if starts_log_record(line) {
+            messages.extend(current.take());
+            current = line
+                .split_once(" ringside::sip: ")
+                .map(|(_, rest)| RingsideSip {
+                    sent: rest.starts_with("sent to"),
+                    text: String::new(),
+                });
+        } else if let Some(message) = current.as_mut() {
+            message.text.push_str(line);
+            message.text.push('\n');
+        }
+    }
+    messages.extend(current);
+    messages
+}
+
+/// The value of the first `name` header of a SIP message's text (full header names only).
+fn sip_header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .take_while(|line| !line.trim().is_empty())
+        .find_map(|line| {
+            let (n, value) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+}
+
+/// Every value of the `name` header of a SIP message's text, one per header line.
+fn sip_headers<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    text.lines()
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| {
+            let (n, value) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+        .collect()
+}
+
+/// The CSeq method of a SIP message's text.
+fn cseq_method(text: &str) -> Option<&str> {
+    sip_header(text, "CSeq")?.split_whitespace().nth(1)
+}
+
+/// Whether a SIP message is a request with `method`, or a response to one when `response`
+/// is the start of its status line (`SIP/2.0 200`).
+fn sip_is(message: &str, response: Option<&str>, method: &str) -> bool {
+    match response {
+        Some(status) => message.starts_with(status) && cseq_method(message) == Some(method),
+        None => message.starts_with(&format!("{method} ")),
+    }
+}
+
+/// The `ringside` CLI with `args` against the test's instance; panics unless it succeeds, and
+/// returns its stdout.
+fn ringside_cli(ringside: &RingsideProcess, args: &[&str]) -> String {
+    let config = ringside.dir().join("ringside.toml");
+    let mut all = vec!["--config", config.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    let out = ringside.run_cli(&all).expect("run the ringside CLI");
+    assert!(
+        out.status.success(),
+        "ringside {args:?} failed: {out:?}\n{}",
+        ringside.stderr()
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Whether something (a SIPp UAS) listens on loopback UDP `port`: it cannot be bound.
+// Test-side shell code: a probe socket, which clippy.toml forbids in the core only.
+#[allow(clippy::disallowed_types)]
+fn udp_port_taken(port: u16) -> bool {
+    std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
+}
+
+/// The `call.*` event types Ringside logged for call `id`, in order.
+fn call_events(ringside: &RingsideProcess, id: &str) -> Vec<String> {
+    ringside
+        .events()
+        .into_iter()
+        .filter(|e| e["call"]["id"] == id)
+        .filter_map(|e| Some(e["type"].as_str()?.to_owned()))
+        .filter(|t| t.starts_with("call."))
+        .collect()
+}
+
+#[test]
+fn sipp_requiring_100rel_gets_a_reliable_180_and_its_prack_answered() {
+    let _serial = one_call_at_a_time();
+    // No auto-answer: the test answers the call once Ringside has answered the PRACK, so
+    // SIPp sees 200 (PRACK) before 200 (INVITE).
+    let Some(setup) = start("") else {
+        return;
+    };
+    let dir = temp_dir("ringside-sipp-100rel-uac-").expect("temp dir");
+    let run = std::thread::scope(|scope| {
+        let sipp =
+            scope.spawn(|| sipp_calls(&setup, dir.path(), RELIABLE_UAC_SCENARIO, &["-trace_logs"]));
+        // Answer once Ringside has answered the PRACK (not if SIPp gave up before).
+        let prack_answered = poll_until(SETTLE, POLL, || {
+            let answered = ringside_sip(&setup.ringside)
+                .iter()
+                .any(|m| m.sent && sip_is(&m.text, Some("SIP/2.0 200"), "PRACK"));
+            (answered || sipp.is_finished()).then_some(answered)
+        })
+        .unwrap_or(false);
+        if prack_answered {
+            let incoming = setup.ringside.events_of("call.incoming");
+            let id = incoming
+                .first()
+                .and_then(|e| e["call"]["id"].as_str())
+                .expect("a call.incoming with the call's id");
+            ringside_cli(&setup.ringside, &["answer", id]);
+        }
+        let run = sipp.join().expect("the sipp thread");
+        assert!(
+            prack_answered,
+            "ringside never answered a PRACK\n{}\nringside:\n{}",
+            run.report(),
+            setup.ringside.stderr()
+        );
+        run
+    });
+    assert!(
+        run.status.success(),
+        "{}\nringside:\n{}",
+        run.report(),
+        setup.ringside.stderr()
+    );
+    wait_clean_call(&setup.ringside);
+
+    // The 180 was reliable, and retransmitted unchanged while SIPp withheld its PRACK.
+    let received = sipp::traced_messages(&run.trace);
+    let ringing: Vec<_> = received
+        .iter()
+        .filter(|m| m.received && m.text.starts_with("SIP/2.0 180"))
+        .collect();
+    assert!(
+        ringing.len() >= 2,
+        "the 180 was not retransmitted while its PRACK was withheld 3 s:\n{}",
+        run.trace
+    );
+    let rseq: u32 = sip_header(&ringing[0].text, "RSeq")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("180 without a numeric RSeq:\n{}", ringing[0].text));
+    assert!((1..=0x7fff_ffff).contains(&rseq), "RSeq {rseq}");
+    assert_eq!(
+        sip_header(&ringing[0].text, "Require"),
+        Some("100rel"),
+        "{}",
+        ringing[0].text
+    );
+    assert!(
+        ringing.iter().all(|m| m.text == ringing[0].text),
+        "the 180's retransmissions differ:\n{}",
+        run.trace
+    );
+    // The PRACK stopped the retransmissions, and was answered before the INVITE.
+    let prack_ok = sipp::first_received(&run.trace, "SIP/2.0 200", "PRACK").expect("200 PRACK");
+    let invite_ok = sipp::first_received(&run.trace, "SIP/2.0 200", "INVITE").expect("200 INVITE");
+    assert!(
+        prack_ok.at_secs <= invite_ok.at_secs,
+        "the INVITE was answered before the PRACK:\n{}",
+        run.trace
+    );
+    assert!(
+        ringing.iter().all(|m| m.at_secs <= prack_ok.at_secs),
+        "the 180 was retransmitted after its PRACK was answered:\n{}",
+        run.trace
+    );
+    // Ringside saw one PRACK, naming its RSeq, and answered nothing with 481 or 500.
+    let traced = ringside_sip(&setup.ringside);
+    let pracks: Vec<_> = traced
+        .iter()
+        .filter(|m| !m.sent && sip_is(&m.text, None, "PRACK"))
+        .collect();
+    assert_eq!(pracks.len(), 1, "{traced:#?}");
+    assert_eq!(
+        sip_header(&pracks[0].text, "RAck"),
+        Some(format!("{rseq} 1 INVITE").as_str())
+    );
+    assert!(
+        traced
+            .iter()
+            .filter(|m| m.sent)
+            .all(|m| !m.text.starts_with("SIP/2.0 481") && !m.text.starts_with("SIP/2.0 500")),
+        "{traced:#?}"
+    );
+}
+
+#[test]
+fn ringside_pracks_a_reliable_180_from_sipp() {
+    let _serial = one_call_at_a_time();
+    let Some(setup) = start("") else {
+        return;
+    };
+    // SIPp answers as 1002, registered at the PBX from the port its UAS then listens on:
+    // Ringside (1001) calls it through the PBX, which record-routes.
+    let pbx = format!("127.0.0.1:{}", setup.pbx.sip_port());
+    let uas_port = free_port();
+    let uas_port_arg = uas_port.to_string();
+    let register_dir = temp_dir("ringside-sipp-register-").expect("temp dir");
+    let register = sipp::run(
+        register_dir.path(),
+        &[
+            &pbx,
+            "-sf",
+            REGISTER_SCENARIO,
+            "-m",
+            "1",
+            "-s",
+            "1002",
+            "-au",
+            "1002",
+            "-ap",
+            "secret1002",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &uas_port_arg,
+            "-set",
+            "expires",
+            "300",
+            "-timeout",
+            "20",
+            "-timeout_error",
+        ],
+    )
+    .expect("run sipp");
+    assert!(register.status.success(), "{}", register.report());
+
+    let dir = temp_dir("ringside-sipp-100rel-uas-").expect("temp dir");
+    let scenario = dir.path().join("uas_100rel.xml");
+    std::fs::copy(RELIABLE_UAS_SCENARIO, &scenario).expect("copy the scenario");
+    let scenario = scenario.to_str().expect("utf-8 path").to_owned();
+    let media_port = (free_port() & !1).to_string();
+    let (id, run) = std::thread::scope(|scope| {
+        let sipp = scope.spawn(|| {
+            sipp::run(
+                dir.path(),
+                &[
+                    "-sf",
+                    &scenario,
+                    "-m",
+                    "1",
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    &uas_port_arg,
+                    "-mi",
+                    "127.0.0.1",
+                    "-mp",
+                    &media_port,
+                    "-timeout",
+                    "30",
+                    "-timeout_error",
+                    "-trace_logs",
+                ],
+            )
+            .expect("run sipp")
+        });
+        // Dial once SIPp listens.
+        let listening = poll_until(SETTLE, POLL, || udp_port_taken(uas_port).then_some(()));
+        let mut id = String::new();
+        if listening.is_some() {
+            id = ringside_cli(&setup.ringside, &["dial", "1002"]);
+            // Hang up once SIPp has the ACK (the BYE must not overtake it in the PBX).
+            // Not if SIPp gave up before.
+            let acked = poll_until(SETTLE, POLL, || {
+                let established = call_events(&setup.ringside, &id)
+                    .iter()
+                    .any(|t| t == "call.established");
+                let ack = sipp::traced_messages(&sipp::traces(dir.path()))
+                    .iter()
+                    .any(|m| m.received && m.text.starts_with("ACK "));
+                let acked = established && ack;
+                (acked || sipp.is_finished()).then_some(acked)
+            })
+            .unwrap_or(false);
+            if acked {
+                ringside_cli(&setup.ringside, &["hangup", &id]);
+            }
+        }
+        let run = sipp.join().expect("the sipp thread");
+        (id, run)
+    });
+    assert!(
+        run.status.success(),
+        "{}\nringside:\n{}",
+        run.report(),
+        setup.ringside.stderr()
+    );
+    let ended = poll_until(SETTLE, POLL, || {
+        setup
+            .ringside
+            .events_of("call.ended")
+            .into_iter()
+            .find(|e| e["call"]["id"] == id.as_str())
+    })
+    .unwrap_or_else(|| panic!("call {id} never ended:\n{}", setup.ringside.stderr()));
+    assert_eq!(ended["reason"], "local_hangup", "{ended}");
+    // One call.ringing although the 180 came twice.
+    assert_eq!(
+        call_events(&setup.ringside, &id),
+        [
+            "call.dialing",
+            "call.ringing",
+            "call.established",
+            "call.ended"
+        ],
+        "{:#?}",
+        setup.ringside.events()
+    );
+
+    // What SIPp received: the INVITE offering 100rel, one PRACK in the early dialog, through
+    // the PBX (its Via on top), to SIPp's Contact, naming RSeq 1 and that INVITE's CSeq.
+    let received = sipp::traced_messages(&run.trace);
+    let invite = received
+        .iter()
+        .find(|m| m.received && m.text.starts_with("INVITE "))
+        .expect("INVITE");
+    let supported = sip_header(&invite.text, "Supported").unwrap_or_default();
+    assert!(
+        supported.split(',').any(|tag| tag.trim() == "100rel"),
+        "{}",
+        invite.text
+    );
+    let invite_cseq = sip_header(&invite.text, "CSeq")
+        .and_then(|v| v.split_whitespace().next())
+        .expect("CSeq");
+    let pracks: Vec<_> = received
+        .iter()
+        .filter(|m| m.received && m.text.starts_with("PRACK "))
+        .collect();
+    assert_eq!(pracks.len(), 1, "{}", run.trace);
+    let prack = &pracks[0].text;
+    assert!(
+        prack.starts_with(&format!(
+            "PRACK sip:127.0.0.1:{uas_port};transport=UDP SIP/2.0"
+        )),
+        "{prack}"
+    );
+    assert_eq!(
+        sip_header(prack, "RAck"),
+        Some(format!("1 {invite_cseq} INVITE").as_str()),
+        "{prack}"
+    );
+    let vias = sip_headers(prack, "Via");
+    assert_eq!(
+        vias.len(),
+        2,
+        "the PRACK did not come through the PBX:\n{prack}"
+    );
+    assert!(
+        vias[0].contains(&format!("127.0.0.1:{}", setup.pbx.sip_port())),
+        "{prack}"
+    );
+    // Ringside got the 180 twice (SIPp repeats it after the PRACK), PRACKed it once, and
+    // routed that PRACK by the 180's Record-Route (RFC 3261 §12.1.2).
+    let record_route = sip_header(&invite.text, "Record-Route").expect("Record-Route");
+    let traced = ringside_sip(&setup.ringside);
+    let ringing = traced
+        .iter()
+        .filter(|m| !m.sent && m.text.starts_with("SIP/2.0 180"))
+        .count();
+    assert_eq!(ringing, 2, "{traced:#?}");
+    let sent_pracks: Vec<_> = traced
+        .into_iter()
+        .filter(|m| m.sent && sip_is(&m.text, None, "PRACK"))
+        .collect();
+    assert_eq!(sent_pracks.len(), 1, "{sent_pracks:#?}");
+    assert_eq!(
+        sip_header(&sent_pracks[0].text, "Route"),
+        Some(record_route),
+        "{}",
+        sent_pracks[0].first_line()
+    );
+    assert_eq!(
+        setup.pbx.log_lines_with(&["RSTEST RECV PRACK "]).len(),
+        1,
+        "{}",
+        setup.pbx.log()
+    );
 }

@@ -90,16 +90,19 @@ fn info_outside_a_dialog_gets_481() {
 }
 
 #[test]
-fn invite_requiring_100rel_gets_420() {
-    // Reliable provisionals (RFC 3262) are refused cleanly rather than half-supported.
+fn invite_requiring_an_unknown_extension_gets_420_naming_only_it() {
+    // Preconditions (RFC 3312) are refused cleanly rather than half-supported; 100rel
+    // (RFC 3262, tests/reliable_provisional.rs) and timer are ours and not named.
     let mut scenario = Scenario::new(core_config(Vec::new()), Vec::new());
-    let text =
-        request("INVITE", "").replace("Content-Length: 0", "Require: 100rel\r\nContent-Length: 0");
+    let text = request("INVITE", "").replace(
+        "Content-Length: 0",
+        "Require: 100rel, precondition, timer\r\nContent-Length: 0",
+    );
     let response = only_response(scenario.inject(Peer::udp(addr(REGISTRAR_ADDR)), &text));
     assert_eq!(code(&response), 420);
     assert_eq!(
         header_value(response.headers(), "Unsupported"),
-        Some("100rel")
+        Some("precondition")
     );
     assert!(scenario.events.is_empty());
 }

@@ -1,6 +1,13 @@
 //! Calls: INVITE dialogs as UAC and UAS (RFC 3261 §12–15), offer/answer (RFC 3264), hold and
 //! resume by re-INVITE, CANCEL, BYE, glare (491) and DTMF over SIP INFO (sent one INFO at a
-//! time: INFOs in flight together may arrive, and be played, out of order).
+//! time: INFOs in flight together may arrive, and be played, out of order), and reliable
+//! provisional responses (RFC 3262).
+//!
+//! 100rel is used only where the other side needs it: our 180 carries no SDP, so a lost one
+//! costs nothing and it is sent reliably only when the INVITE *requires* 100rel; as caller we
+//! advertise it, so that carriers and PBXs that send early media reliably can, and PRACK what
+//! they send. A reliable 1xx from a second fork of our INVITE is not PRACKed (the call follows
+//! one early dialog); that branch's UAS gives up on it after 64*T1.
 //!
 //! Why one module owns the whole call: the events an integrator sees (`call.dialing` …
 //! `call.ended`) must be exactly right whatever the network does, and that is easiest to prove
@@ -239,6 +246,28 @@ struct IncomingInvite {
     answer: Option<(String, NegotiatedAudio)>,
 }
 
+/// Our reliable 180 to an INVITE that requires it (RFC 3262 §3), retransmitted until its PRACK
+/// arrives or the INVITE gets its final response.
+#[derive(Debug)]
+struct ReliableRinging {
+    response: Response,
+    rseq: u32,
+    /// The INVITE's CSeq number, which a matching PRACK's RAck names.
+    invite_cseq: u32,
+    pracked: bool,
+    next_retransmit_at: Instant,
+    interval: Duration,
+    give_up_at: Instant,
+}
+
+/// PRACKs we sent for the peer's reliable provisional responses (RFC 3262 §4).
+#[derive(Debug, Default)]
+struct Pracks {
+    /// The RSeq of the last reliable provisional we acknowledged.
+    last_rseq: Option<u32>,
+    in_flight: Vec<ClientTxId>,
+}
+
 #[derive(Debug)]
 struct UnackedSuccess {
     response: Response,
@@ -285,6 +314,10 @@ struct Call {
     incoming: Option<IncomingInvite>,
     reinvite: Option<(ClientTxId, ReInvitePurpose, Request)>,
     unacked_success: Option<UnackedSuccess>,
+    /// Inbound: the reliable 180 we sent (an INVITE that required 100rel).
+    reliable_ringing: Option<ReliableRinging>,
+    /// Outbound: what we PRACKed.
+    pracks: Pracks,
     ring_deadline: Option<Instant>,
     glare_retry_at: Option<(Instant, ReInvitePurpose)>,
     established_at: Option<Instant>,
@@ -301,6 +334,13 @@ struct Call {
 }
 
 impl Call {
+    /// Our reliable 180 while it still waits for its PRACK and the INVITE for its answer.
+    fn unpracked_ringing(&self) -> Option<&ReliableRinging> {
+        self.reliable_ringing
+            .as_ref()
+            .filter(|r| !r.pracked && self.incoming.is_some())
+    }
+
     fn info(&self, now: Instant) -> CallInfo {
         CallInfo {
             id: self.id.clone(),
@@ -494,8 +534,12 @@ impl Calls {
                     .unacked_success
                     .as_ref()
                     .map(|u| u.next_retransmit_at.min(u.give_up_at));
+                let reliable_ringing = call
+                    .unpracked_ringing()
+                    .map(|r| r.next_retransmit_at.min(r.give_up_at));
                 [
                     retransmit,
+                    reliable_ringing,
                     call.ring_deadline,
                     call.glare_retry_at.map(|(at, _)| at),
                     call.session_timer.map(|timer| timer.deadline),
@@ -599,6 +643,8 @@ impl Calls {
             incoming: None,
             reinvite: None,
             unacked_success: None,
+            reliable_ringing: None,
+            pracks: Pracks::default(),
             ring_deadline: Some(ctx.now + self.config.ring_timeout),
             glare_retry_at: None,
             established_at: None,
@@ -966,6 +1012,8 @@ impl Calls {
             incoming: None,
             reinvite: None,
             unacked_success: None,
+            reliable_ringing: None,
+            pracks: Pracks::default(),
             ring_deadline: None,
             glare_retry_at: None,
             established_at: None,
@@ -980,6 +1028,22 @@ impl Calls {
         let mut ringing = response_to(request, 180, None, Some(&call.local_tag));
         copy_record_route(request, &mut ringing);
         ringing.headers.push(header("Contact", call.contact()));
+        // RFC 3262 §3: where the caller requires it, the 180 is sent reliably; where it only
+        // supports it, a plain 180 does (it carries no SDP, so nothing is lost if it is lost).
+        if requires_100rel(headers) {
+            let rseq = ctx.rng.random_range(1..=0x7fff_ffff);
+            ringing.headers.push(header("Require", "100rel"));
+            ringing.headers.push(header("RSeq", rseq.to_string()));
+            call.reliable_ringing = Some(ReliableRinging {
+                response: ringing.clone(),
+                rseq,
+                invite_cseq: call.remote_cseq.unwrap_or_default(),
+                pracked: false,
+                next_retransmit_at: ctx.now + ctx.timers.t1,
+                interval: ctx.timers.t1,
+                give_up_at: ctx.now + ctx.timers.t1 * 64,
+            });
+        }
         if let Err(error) = ctx.transactions.respond(ctx.now, tx, ringing) {
             tracing::debug!(%error, "180 not sent");
         }
@@ -1033,6 +1097,27 @@ impl Calls {
                 self.end(ctx, &id, reason, None, None);
             }
             Method::Invite => self.remote_reinvite(ctx, &id, tx, request),
+            Method::PRack => {
+                // RFC 3262 §3: a PRACK that names our reliable 180 stops its retransmission;
+                // one that names nothing we sent gets 481. A late one (after the final
+                // response) still names it.
+                let rack = header_value(request.headers(), "RAck").and_then(parse_rack);
+                let matched = match (call.reliable_ringing.as_mut(), rack) {
+                    (Some(ringing), Some((rseq, invite_cseq)))
+                        if rseq == ringing.rseq && invite_cseq == ringing.invite_cseq =>
+                    {
+                        ringing.pracked = true;
+                        true
+                    }
+                    _ => false,
+                };
+                let response = if matched {
+                    response_to(request, 200, None, None)
+                } else {
+                    response_to(request, 481, Some("No Matching Provisional Response"), None)
+                };
+                let _ = ctx.transactions.respond(ctx.now, tx, response);
+            }
             Method::Info => {
                 let body = String::from_utf8_lossy(&request.body).into_owned();
                 let content_type =
@@ -1135,7 +1220,23 @@ impl Calls {
             .calls
             .get(&id)
             .is_some_and(|c| c.reinvite.as_ref().is_some_and(|r| r.0 == tx));
-        if is_initial {
+        let is_prack = self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.pracks.in_flight.contains(&tx));
+        if is_prack {
+            // Nothing follows from the PRACK's response: the UAS gives up on its own if our
+            // PRACK never arrives (RFC 3262 §3), and the INVITE's final response decides.
+            let code = response_code(response);
+            if let Some(call) = self.calls.get_mut(&id)
+                && code >= 200
+            {
+                call.pracks.in_flight.retain(|t| *t != tx);
+                if code >= 300 {
+                    tracing::debug!(call = %id, code, "PRACK refused");
+                }
+            }
+        } else if is_initial {
             self.initial_invite_response(ctx, &id, response);
         } else if is_reinvite {
             self.reinvite_response(ctx, &id, response);
@@ -1171,7 +1272,10 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        if let Some(outgoing) = call.outgoing.as_ref().filter(|o| o.tx == tx) {
+        if call.pracks.in_flight.contains(&tx) {
+            call.pracks.in_flight.retain(|t| *t != tx);
+            tracing::debug!(call = %id, "no response to PRACK (Timer F)");
+        } else if let Some(outgoing) = call.outgoing.as_ref().filter(|o| o.tx == tx) {
             // Timer B, or the 64*T1 guard after our CANCEL (RFC 3261 §9.1).
             let (reason, detail) = match outgoing.abandoned {
                 Some(why) if outgoing.provisional_received => {
@@ -1206,6 +1310,7 @@ impl Calls {
         let mut to_end: Vec<(String, EndReason, Option<String>)> = Vec::new();
         let mut glare: Vec<(String, ReInvitePurpose)> = Vec::new();
         let mut refresh: Vec<String> = Vec::new();
+        let mut unpracked: Vec<String> = Vec::new();
         for call in self.calls.values_mut() {
             if let Some(unacked) = call.unacked_success.as_mut() {
                 if now >= unacked.give_up_at {
@@ -1222,6 +1327,19 @@ impl Calls {
                     );
                     unacked.interval = (unacked.interval * 2).min(t2);
                     unacked.next_retransmit_at = now + unacked.interval;
+                }
+            }
+            if let Some(tx) = call.incoming.as_ref().map(|i| i.tx)
+                && let Some(ringing) = call.reliable_ringing.as_mut().filter(|r| !r.pracked)
+            {
+                if now >= ringing.give_up_at {
+                    unpracked.push(call.id.clone());
+                } else if now >= ringing.next_retransmit_at {
+                    if !call.next_hop.is_reliable() {
+                        let _ = ctx.transactions.respond(now, tx, ringing.response.clone());
+                    }
+                    ringing.interval *= 2;
+                    ringing.next_retransmit_at = now + ringing.interval;
                 }
             }
             if call.ring_deadline.is_some_and(|at| now >= at) {
@@ -1245,6 +1363,23 @@ impl Calls {
                 call.glare_retry_at = None;
                 glare.push((call.id.clone(), purpose));
             }
+        }
+        for id in unpracked {
+            // RFC 3262 §3: a reliable provisional unacknowledged for 64*T1 fails the INVITE
+            // with a 5xx.
+            if let Some(call) = self.calls.get_mut(&id)
+                && let Some(incoming) = call.incoming.take()
+            {
+                let response = response_to(
+                    &incoming.request,
+                    500,
+                    Some("No PRACK"),
+                    Some(&call.local_tag),
+                );
+                let _ = ctx.transactions.respond(now, incoming.tx, response);
+            }
+            let detail = "no PRACK for our reliable 180 (RFC 3262)";
+            self.end(ctx, &id, EndReason::Failed, Some(500), Some(detail.into()));
         }
         for (id, reason, detail) in to_end {
             if let Some(call) = self.calls.get_mut(&id) {
@@ -1302,6 +1437,13 @@ impl Calls {
                 }
                 if call.remote_tag.is_none() {
                     call.remote_tag = to_tag(response);
+                }
+                if let Some(rseq) = reliable_rseq(response) {
+                    match prack_provisional(ctx, call, response, rseq) {
+                        Prack::Sent | Prack::OtherDialog => {}
+                        // RFC 3262 §4: a repeat or an out-of-order one is not processed.
+                        Prack::Repeat => return,
+                    }
                 }
                 let early_sdp = !response.body.is_empty();
                 if early_sdp
@@ -1620,6 +1762,7 @@ impl Calls {
                 c.outgoing.as_ref().is_some_and(|o| o.tx == tx)
                     || c.reinvite.as_ref().is_some_and(|r| r.0 == tx)
                     || c.dtmf_info_tx == Some(tx)
+                    || c.pracks.in_flight.contains(&tx)
             })
             .map(|c| c.id.clone())
     }
@@ -2011,6 +2154,83 @@ fn session_timer_of_answer(response: &Response, now: Instant) -> Option<SessionT
         refresher.as_deref() != Some("uas"),
         now,
     ))
+}
+
+/// Whether a message's `Require` names `100rel` (RFC 3262).
+fn requires_100rel(headers: &Headers) -> bool {
+    super::message::header_values(headers, "Require")
+        .flat_map(|value| value.split(','))
+        .any(|tag| tag.trim().eq_ignore_ascii_case("100rel"))
+}
+
+/// The RSeq of a reliable provisional response (RFC 3262 §7.1), `None` for an unreliable one.
+fn reliable_rseq(response: &Response) -> Option<u32> {
+    if !requires_100rel(response.headers()) {
+        return None;
+    }
+    header_value(response.headers(), "RSeq")
+        .and_then(|value| value.trim().parse::<u32>().ok())
+        .filter(|rseq| *rseq > 0)
+}
+
+/// `RAck: <rseq> <cseq> INVITE` (RFC 3262 §7.2) as (rseq, cseq); only INVITEs get reliable
+/// provisionals from us.
+fn parse_rack(value: &str) -> Option<(u32, u32)> {
+    let mut parts = value.split_whitespace();
+    let rseq = parts.next()?.parse().ok()?;
+    let cseq = parts.next()?.parse().ok()?;
+    (parts.next()? == "INVITE" && parts.next().is_none()).then_some((rseq, cseq))
+}
+
+/// What became of a reliable provisional response to our INVITE.
+enum Prack {
+    Sent,
+    /// From another early dialog (a fork) than the one the call follows: not PRACKed; that
+    /// branch's UAS gives up on it.
+    OtherDialog,
+    /// A retransmission, or one that skipped an RSeq: neither acknowledged nor processed.
+    Repeat,
+}
+
+/// PRACKs a reliable provisional response in its early dialog (RFC 3262 §4), whose remote
+/// target and route set it sets (RFC 3261 §12.1.2).
+fn prack_provisional(
+    ctx: &mut CallContext<'_>,
+    call: &mut Call,
+    response: &Response,
+    rseq: u32,
+) -> Prack {
+    if to_tag(response) != call.remote_tag {
+        return Prack::OtherDialog;
+    }
+    if call
+        .pracks
+        .last_rseq
+        .is_some_and(|last| rseq != last.wrapping_add(1))
+    {
+        return Prack::Repeat;
+    }
+    call.pracks.last_rseq = Some(rseq);
+    if let Some(contact) = header_value(response.headers(), "Contact") {
+        call.remote_target = addr_uri(contact).to_owned();
+    }
+    let mut routes: Vec<String> = super::message::header_values(response.headers(), "Record-Route")
+        .flat_map(split_header_list)
+        .map(str::to_owned)
+        .collect();
+    if !routes.is_empty() {
+        routes.reverse();
+        call.route_set = routes;
+    }
+    let invite_cseq = cseq(response).map_or(call.local_cseq, |(number, _)| number);
+    let mut prack = call.in_dialog_request(Method::PRack, ctx.rng, ctx.user_agent);
+    prack
+        .headers
+        .push(header("RAck", format!("{rseq} {invite_cseq} INVITE")));
+    if let Some(tx) = send_request(ctx, call, prack) {
+        call.pracks.in_flight.push(tx);
+    }
+    Prack::Sent
 }
 
 fn random_cseq(rng: &mut StdRng) -> u32 {

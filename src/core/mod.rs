@@ -40,9 +40,9 @@ use transaction::{ServerTxId, TimerConfig, TransactionLayer, TxEvent};
 use transport::{Peer, Transmit};
 
 /// Methods Ringside answers (Allow header).
-pub const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, PRACK";
 /// Option tags Ringside supports (Supported header; anything else in Require gets 420).
-pub const SUPPORTED_OPTIONS: &[&str] = &["timer"];
+pub const SUPPORTED_OPTIONS: &[&str] = &["100rel", "timer"];
 
 /// What the core needs at start.
 #[derive(Debug, Clone)]
@@ -540,7 +540,7 @@ impl Core {
         if in_dialog
             && matches!(
                 request.method,
-                Method::Invite | Method::Bye | Method::Info | Method::Update
+                Method::Invite | Method::Bye | Method::Info | Method::Update | Method::PRack
             )
         {
             let handled =
@@ -621,7 +621,7 @@ impl Core {
                 response_to(&request, code, None, Some(&tag))
             }
             Method::Ack => return,
-            Method::Info => {
+            Method::Info | Method::PRack => {
                 response_to(&request, 481, Some("Call/Transaction Does Not Exist"), None)
             }
             Method::Register
@@ -630,7 +630,6 @@ impl Core {
             | Method::Refer
             | Method::Message
             | Method::Update
-            | Method::PRack
             | Method::Publish => {
                 let mut response = response_to(&request, 405, None, Some(&tag));
                 response.headers.push(header("Allow", ALLOWED_METHODS));
@@ -755,14 +754,17 @@ mod tests {
             method: Method::Options,
             uri: sip::Uri::try_from("sip:a@127.0.0.1").unwrap(),
             version: sip::Version::V2,
-            headers: vec![header("Require", "100rel, timer")].into(),
+            headers: vec![header("Require", "100rel, timer, precondition")].into(),
             body: Vec::new(),
         };
         assert_eq!(
             header_value(request.headers(), "require"),
-            Some("100rel, timer")
+            Some("100rel, timer, precondition")
         );
-        // `timer` is ours (RFC 4028); `100rel` is not.
-        assert_eq!(unsupported_extensions(&request).as_deref(), Some("100rel"));
+        // `timer` (RFC 4028) and `100rel` (RFC 3262) are ours; `precondition` is not.
+        assert_eq!(
+            unsupported_extensions(&request).as_deref(),
+            Some("precondition")
+        );
     }
 }

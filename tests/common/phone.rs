@@ -58,6 +58,12 @@ pub struct Phone {
     pub invite_headers: String,
     /// The Contact URI the phone writes instead of its own address (a target elsewhere).
     pub contact: Option<String>,
+    /// Send 180/183 reliably (RFC 3262: `Require: 100rel`, `RSeq` from 1000) and answer PRACKs.
+    pub reliable_provisionals: bool,
+    /// The RSeq of the next reliable provisional.
+    pub next_rseq: u32,
+    /// The last provisional response sent, to send again.
+    last_provisional: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +96,16 @@ impl Phone {
             answer_headers: String::new(),
             invite_headers: String::new(),
             contact: None,
+            reliable_provisionals: false,
+            next_rseq: 1000,
+            last_provisional: None,
+        }
+    }
+
+    /// Sends the last provisional response again (a retransmission of a reliable one).
+    pub fn resend_last_provisional(&mut self) {
+        if let Some(text) = self.last_provisional.clone() {
+            self.outbox.push(text);
         }
     }
 
@@ -239,6 +255,7 @@ impl Phone {
                 }
             }
             Method::Ack => {}
+            Method::PRack => self.respond(&request, 200, None, None),
             Method::Register => self.respond(&request, 200, Some("reg"), None),
             _ => self.respond(&request, 405, Some("x"), None),
         }
@@ -285,7 +302,20 @@ impl Phone {
         if code == 200 && !self.answer_headers.is_empty() {
             text = text.replacen("Content-", &format!("{}Content-", self.answer_headers), 1);
         }
+        let provisional = (101..200).contains(&code);
+        if provisional && self.reliable_provisionals {
+            let rseq = self.next_rseq;
+            self.next_rseq += 1;
+            text = text.replacen(
+                "Content-",
+                &format!("Require: 100rel\r\nRSeq: {rseq}\r\nContent-"),
+                1,
+            );
+        }
         let text = self.with_contact(text);
+        if provisional {
+            self.last_provisional = Some(text.clone().into_bytes());
+        }
         self.outbox.push(text.into_bytes());
     }
 
