@@ -48,7 +48,16 @@ fn call_ids(scenario: &Scenario) -> Vec<String> {
 
 /// Runs one sequence; returns the end reasons seen, and how many calls were still waiting for
 /// their INVITE when the shutdown grace ran out.
-fn run_sequence(seed: u64) -> (Vec<ringside::events::EndReason>, usize) {
+/// What one sequence did: how its calls ended, how many the shutdown grace ended, how many
+/// PRACKs Ringside sent and how many inbound calls failed for want of a PRACK.
+struct Outcome {
+    reasons: Vec<ringside::events::EndReason>,
+    ended_by_grace: usize,
+    pracks_sent: usize,
+    unpracked: usize,
+}
+
+fn run_sequence(seed: u64) -> Outcome {
     let mut rng = Rng(seed | 1);
     let mut scenario = phone_scenario(random_reply(&mut rng));
     for _ in 0..25 {
@@ -61,6 +70,8 @@ fn run_sequence(seed: u64) -> (Vec<ringside::events::EndReason>, usize) {
         match rng.below(14) {
             0 | 1 => {
                 scenario.phones[0].reply = random_reply(&mut rng);
+                // Half the time the callee's 1xx are reliable (RFC 3262) and get PRACKed.
+                scenario.phones[0].reliable_provisionals = rng.below(2) == 0;
                 let _ = scenario.command(Command::Dial {
                     to: PHONE_URI.into(),
                     account: None,
@@ -68,6 +79,13 @@ fn run_sequence(seed: u64) -> (Vec<ringside::events::EndReason>, usize) {
                 });
             }
             2 => {
+                // Half the time the call requires a reliable 180, which the phone never
+                // PRACKs: unanswered, such a call fails after 64*T1.
+                scenario.phones[0].invite_headers = if rng.below(2) == 0 {
+                    "Require: 100rel\r\n".into()
+                } else {
+                    String::new()
+                };
                 scenario.phone().invite(&sdp_offer("sendrecv"));
                 scenario.exchange();
             }
@@ -187,22 +205,43 @@ fn run_sequence(seed: u64) -> (Vec<ringside::events::EndReason>, usize) {
             _ => None,
         })
         .collect();
-    (reasons, ended_by_grace)
+    let unpracked = scenario
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(e, ringside::events::Event::CallEnded { detail: Some(d), .. } if d.contains("no PRACK"))
+        })
+        .count();
+    Outcome {
+        reasons,
+        ended_by_grace,
+        pracks_sent: scenario.phones[0]
+            .requests(ringside::core::sip::Method::PRack)
+            .len(),
+        unpracked,
+    }
 }
 
 #[test]
 fn every_call_ends_exactly_once_over_random_sequences() {
     let mut reasons = Vec::new();
     let mut ended_by_grace = 0;
+    let mut pracks_sent = 0;
+    let mut unpracked = 0;
     for seed in 1..=300u64 {
-        let (ends, by_grace) = run_sequence(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        reasons.extend(ends);
-        ended_by_grace += by_grace;
+        let outcome = run_sequence(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        reasons.extend(outcome.reasons);
+        ended_by_grace += outcome.ended_by_grace;
+        pracks_sent += outcome.pracks_sent;
+        unpracked += outcome.unpracked;
     }
     assert!(
         ended_by_grace > 0,
         "no sequence left an INVITE pending past the shutdown grace"
     );
+    // Reliable provisionals both ways are part of the mix.
+    assert!(pracks_sent > 0, "no reliable 1xx was PRACKed");
+    assert!(unpracked > 0, "no call failed for want of a PRACK");
     // The sequences must actually exercise calls, and end them in many different ways.
     assert!(reasons.len() > 500, "only {} calls", reasons.len());
     let kinds: std::collections::BTreeSet<String> =
