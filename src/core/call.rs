@@ -341,6 +341,23 @@ impl Call {
             .filter(|r| !r.pracked && self.incoming.is_some())
     }
 
+    /// The remote target and route set a response to our INVITE sets (RFC 3261 §12.1.2: its
+    /// Contact, and its Record-Route in reverse), where it has them.
+    fn follow_dialog_of(&mut self, response: &Response) {
+        if let Some(contact) = header_value(response.headers(), "Contact") {
+            self.remote_target = addr_uri(contact).to_owned();
+        }
+        let mut routes: Vec<String> =
+            super::message::header_values(response.headers(), "Record-Route")
+                .flat_map(split_header_list)
+                .map(str::to_owned)
+                .collect();
+        if !routes.is_empty() {
+            routes.reverse();
+            self.route_set = routes;
+        }
+    }
+
     fn info(&self, now: Instant) -> CallInfo {
         CallInfo {
             id: self.id.clone(),
@@ -1468,19 +1485,7 @@ impl Calls {
             }
             200..=299 => {
                 call.remote_tag = to_tag(response).or(call.remote_tag.take());
-                if let Some(contact) = header_value(response.headers(), "Contact") {
-                    call.remote_target = addr_uri(contact).to_owned();
-                }
-                // RFC 3261 §12.1.2: the UAC's route set is the Record-Route in reverse.
-                let mut routes: Vec<String> =
-                    super::message::header_values(response.headers(), "Record-Route")
-                        .flat_map(split_header_list)
-                        .map(str::to_owned)
-                        .collect();
-                if !routes.is_empty() {
-                    routes.reverse();
-                    call.route_set = routes;
-                }
+                call.follow_dialog_of(response);
                 call.outgoing = None;
                 call.ring_deadline = None;
                 call.session_timer = session_timer_of_answer(response, ctx.now);
@@ -2211,17 +2216,7 @@ fn prack_provisional(
         return Prack::Repeat;
     }
     call.pracks.last_rseq = Some(rseq);
-    if let Some(contact) = header_value(response.headers(), "Contact") {
-        call.remote_target = addr_uri(contact).to_owned();
-    }
-    let mut routes: Vec<String> = super::message::header_values(response.headers(), "Record-Route")
-        .flat_map(split_header_list)
-        .map(str::to_owned)
-        .collect();
-    if !routes.is_empty() {
-        routes.reverse();
-        call.route_set = routes;
-    }
+    call.follow_dialog_of(response);
     let invite_cseq = cseq(response).map_or(call.local_cseq, |(number, _)| number);
     let mut prack = call.in_dialog_request(Method::PRack, ctx.rng, ctx.user_agent);
     prack
