@@ -36,14 +36,15 @@ use support::tone::goertzel_power;
 use support::{free_port, poll_until, require_peer, temp_dir};
 
 const RINGSIDE: &str = env!("CARGO_BIN_EXE_ringside");
-const AUDIO_SCENARIO: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/interop/sipp/uac_direct_audio.xml"
-);
-const DTMF_SCENARIO: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/interop/sipp/uac_direct_dtmf.xml"
-);
+/// A scenario file of tests/interop/sipp/.
+macro_rules! sipp_scenario {
+    ($name:literal) => {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/sipp/", $name)
+    };
+}
+
+const AUDIO_SCENARIO: &str = sipp_scenario!("uac_direct_audio.xml");
+const DTMF_SCENARIO: &str = sipp_scenario!("uac_direct_dtmf.xml");
 const SETTLE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
 /// How long SIPp keeps each audio call up after the ACK (g711a.pcap lasts 7.08 s).
@@ -506,18 +507,9 @@ fn sipp_intercom_call_is_answered_after_the_requested_delay() {
 
 // ----- RFC 3262 reliable provisional responses (100rel / PRACK) -----
 
-const RELIABLE_UAC_SCENARIO: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/interop/sipp/uac_direct_100rel.xml"
-);
-const RELIABLE_UAS_SCENARIO: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/interop/sipp/uas_100rel.xml"
-);
-const REGISTER_SCENARIO: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/interop/sipp/register.xml"
-);
+const RELIABLE_UAC_SCENARIO: &str = sipp_scenario!("uac_direct_100rel.xml");
+const RELIABLE_UAS_SCENARIO: &str = sipp_scenario!("uas_100rel.xml");
+const REGISTER_SCENARIO: &str = sipp_scenario!("register.xml");
 
 /// One SIP message of Ringside's `--sip-trace` log.
 #[derive(Debug, Clone)]
