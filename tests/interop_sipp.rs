@@ -139,6 +139,16 @@ fn sipp_calls(setup: &Setup, dir: &Path, scenario: &str, extra: &[&str]) -> Sipp
     sipp::run(dir, &args).expect("run sipp")
 }
 
+/// Fails with SIPp's report and Ringside's log unless the SIPp run passed.
+fn assert_sipp_passed(run: &SippRun, ringside: &RingsideProcess) {
+    assert!(
+        run.status.success(),
+        "{}\nringside:\n{}",
+        run.report(),
+        ringside.stderr()
+    );
+}
+
 // ----- Ringside's event log (JSON lines on stderr, target ringside::event) -----
 
 /// Waits for the call's one `call.ended` and for its media to stop (which finishes the
@@ -308,12 +318,7 @@ fn play_and_judge(pcap: &[u8], pt: &str, codec: &str, decode: fn(u8) -> i16) {
             "-set", "pt", pt, "-set", "codec", codec, "-set", "hint", "", "-d", &call_ms,
         ],
     );
-    assert!(
-        run.status.success(),
-        "{}\nringside:\n{}",
-        run.report(),
-        setup.ringside.stderr()
-    );
+    assert_sipp_passed(&run, &setup.ringside);
     let answer = sipp::first_received(&run.trace, "SIP/2.0 200", "INVITE").expect("200 OK");
     assert!(
         answer.text.contains(&format!("RTP/AVP {pt}")) && answer.text.contains(codec),
@@ -438,12 +443,7 @@ fn sipp_sends_rfc4733_dtmf_from_pcaps_to_ringside() {
         std::fs::copy(path, dir.path().join(name)).expect("copy a pcap");
     }
     let run = sipp_calls(&setup, dir.path(), DTMF_SCENARIO, &[]);
-    assert!(
-        run.status.success(),
-        "{}\nringside:\n{}",
-        run.report(),
-        setup.ringside.stderr()
-    );
+    assert_sipp_passed(&run, &setup.ringside);
     wait_clean_call(&setup.ringside);
     assert_eq!(
         setup.ringside.dtmf_digits(),
@@ -487,12 +487,7 @@ fn sipp_intercom_call_is_answered_after_the_requested_delay() {
             "1000",
         ],
     );
-    assert!(
-        run.status.success(),
-        "{}\nringside:\n{}",
-        run.report(),
-        setup.ringside.stderr()
-    );
+    assert_sipp_passed(&run, &setup.ringside);
     let ringing = sipp::first_received(&run.trace, "SIP/2.0 180", "INVITE").expect("180");
     let answer = sipp::first_received(&run.trace, "SIP/2.0 200", "INVITE").expect("200");
     let waited = answer.at_secs - ringing.at_secs;
@@ -659,12 +654,7 @@ fn sipp_requiring_100rel_gets_a_reliable_180_and_its_prack_answered() {
         );
         run
     });
-    assert!(
-        run.status.success(),
-        "{}\nringside:\n{}",
-        run.report(),
-        setup.ringside.stderr()
-    );
+    assert_sipp_passed(&run, &setup.ringside);
     wait_clean_call(&setup.ringside);
 
     // The 180 was reliable, and retransmitted unchanged while SIPp withheld its PRACK.
@@ -822,12 +812,7 @@ fn ringside_pracks_a_reliable_180_from_sipp() {
         let run = sipp.join().expect("the sipp thread");
         (id, run)
     });
-    assert!(
-        run.status.success(),
-        "{}\nringside:\n{}",
-        run.report(),
-        setup.ringside.stderr()
-    );
+    assert_sipp_passed(&run, &setup.ringside);
     let ended = poll_until(SETTLE, POLL, || {
         setup
             .ringside
